@@ -1,0 +1,105 @@
+"""The `omnijourney` command line: local services, pipeline processes and reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from omnijourney.exceptions import OmnijourneyError
+from omnijourney.settings import Settings, load_settings
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.local import kafka
+
+    action = {"start": kafka.start, "stop": kafka.stop, "status": kafka.status}[args.action]
+    print(action(settings))
+    return 0
+
+
+def _clickhouse(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.local import clickhouse
+
+    if args.action == "serve":
+        clickhouse.serve(settings)
+        return 0
+    action = {
+        "start": clickhouse.start,
+        "stop": clickhouse.stop,
+        "status": clickhouse.status,
+    }[args.action]
+    print(action(settings))
+    return 0
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.local import clickhouse, kafka
+
+    print(kafka.start(settings))
+    print(clickhouse.start(settings))
+    return 0
+
+
+def _down(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.local import clickhouse, kafka
+
+    print(clickhouse.stop(settings))
+    print(kafka.stop(settings))
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.local import clickhouse, kafka
+
+    print(kafka.status(settings))
+    print(clickhouse.status(settings))
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney import demo
+
+    return demo.run(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="omnijourney", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft)")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(handler=_kafka)
+
+    ch = sub.add_parser("clickhouse", help="the embedded ClickHouse (chdb) HTTP server")
+    ch.add_argument("action", choices=["start", "stop", "status", "serve"])
+    ch.set_defaults(handler=_clickhouse)
+
+    sub.add_parser("up", help="start local Kafka and embedded ClickHouse").set_defaults(handler=_up)
+    sub.add_parser("down", help="stop everything `up` started").set_defaults(handler=_down)
+    sub.add_parser("status", help="what runs where").set_defaults(handler=_status)
+    sub.add_parser(
+        "demo", help="start the stack and run the main job on the embedded defaults"
+    ).set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        handler: Handler = args.handler
+        return handler(settings, args)
+    except OmnijourneyError as exc:
+        print(f"omnijourney: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local services of the embedded defaults: a real Kafka broker and an embedded ClickHouse."""

@@ -1,0 +1,73 @@
+"""One frozen, typed settings object for every omnijourney process (env prefix OMNIJOURNEY_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    """Where Kafka is and how the local broker is run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        default="", description="Comma-separated bootstrap list; empty means the local broker."
+    )
+    host: str = Field(default="127.0.0.1", description="Listen address of the local broker.")
+    port: int = Field(default=9092, ge=1, le=65535, description="Port of the local broker.")
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    version: str = Field(default="3.9.2", description="Apache Kafka release of the local broker.")
+    scala_version: str = "2.13"
+    heap: str = Field(default="512m", description="JVM heap of the local broker.")
+    default_partitions: int = Field(default=3, ge=1)
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap list clients use."""
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+
+class ClickHouseSettings(BaseModel):
+    """Where ClickHouse is; the embedded server listens on host:port."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(
+        default="127.0.0.1", description="Host of ClickHouse (listen address when embedded)."
+    )
+    port: int = Field(default=8123, ge=1, le=65535)
+    database: str = "default"
+    username: str = "default"
+    password: SecretStr = SecretStr("")
+    secure: bool = False
+    embedded: bool = Field(default=True, description="Run the embedded chdb server locally.")
+    max_body_bytes: int = Field(default=1 << 30, gt=0, description="Largest request body accepted.")
+    start_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read once from OMNIJOURNEY_* variables and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMNIJOURNEY_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(default=Path(".omnijourney"), description="Root of all local state.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+
+    def path(self, *parts: str) -> Path:
+        """An absolute path below the data dir."""
+        return self.data_dir.resolve().joinpath(*parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings once (environment first, then explicit overrides)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""omnijourney schemas: touchpoint models at the topic edge."""

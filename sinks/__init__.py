@@ -1,0 +1,1 @@
+"""omnijourney sinks: ClickHouse schema, sink and saved queries."""

@@ -1,0 +1,1 @@
+"""omnijourney streams: the pure stitching core and the Faust agents around it."""
