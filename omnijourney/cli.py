@@ -15,7 +15,12 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney.local import kafka
 
-    action = {"start": kafka.start, "stop": kafka.stop, "status": kafka.status}[args.action]
+    action = {
+        "fetch": kafka.fetch,
+        "start": kafka.start,
+        "stop": kafka.stop,
+        "status": kafka.status,
+    }[args.action]
     print(action(settings))
     return 0
 
@@ -71,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     kafka = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft)")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "action",
+        choices=["fetch", "start", "stop", "status"],
+        help="fetch resolves the broker's jars with Maven (start does it when needed)",
+    )
     kafka.set_defaults(handler=_kafka)
 
     ch = sub.add_parser("clickhouse", help="the embedded ClickHouse (chdb) HTTP server")

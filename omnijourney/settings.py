@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omnijourney.exceptions import ConfigurationError
 
 
 class KafkaSettings(BaseModel):
@@ -19,11 +21,34 @@ class KafkaSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Listen address of the local broker.")
     port: int = Field(default=9092, ge=1, le=65535, description="Port of the local broker.")
     controller_port: int = Field(default=9093, ge=1, le=65535)
-    version: str = Field(default="3.9.2", description="Apache Kafka release of the local broker.")
-    scala_version: str = "2.13"
-    heap: str = Field(default="512m", description="JVM heap of the local broker.")
-    default_partitions: int = Field(default=3, ge=1)
-    start_timeout_s: float = Field(default=90.0, gt=0)
+    version: str = Field(
+        default="3.9.2",
+        pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$",
+        description="Apache Kafka release of the local broker (resolved from Maven Central).",
+    )
+    scala_version: str = Field(
+        default="2.13", pattern=r"^[0-9]+\.[0-9]+$", description="Scala build of the broker jar."
+    )
+    heap: str = Field(
+        default="512m", pattern=r"^[0-9]+[kmgKMG]?$", description="JVM heap of the local broker."
+    )
+    default_partitions: int = Field(
+        default=3, ge=1, description="num.partitions of the local broker (auto-created topics)."
+    )
+    java: str = Field(default="java", description="Java (17+) executable that runs the broker.")
+    maven: str = Field(default="mvn", description="Maven executable that resolves the jars.")
+    start_timeout_s: float = Field(
+        default=90.0, gt=0, description="How long start waits for the broker to answer."
+    )
+    stop_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long stop waits for a graceful shutdown before KILL."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> KafkaSettings:
+        if self.port == self.controller_port:
+            raise ValueError(f"port and controller_port must differ (both are {self.port})")
+        return self
 
     @property
     def bootstrap(self) -> str:
@@ -70,4 +95,10 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Build the settings once (environment first, then explicit overrides)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings (OMNIJOURNEY_* variables): {problems}") from exc

@@ -93,15 +93,25 @@ class ManagedProcess:
                 close_fds=True,
             )
         self.pidfile.write_text(str(proc.pid))
+        # Popen returns as soon as exec has begun, but /proc/<pid>/cmdline stays empty until the
+        # kernel has set up the new program's arguments; until then the process would not look
+        # like ours and exited_early() would report a live process as gone.
+        deadline = time.monotonic() + 5.0
+        while not self._is_ours(proc.pid) and proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         return proc.pid
 
     def exited_early(self, pid: int) -> bool:
         """True when the process we spawned is gone (reaping it if it is our child)."""
-        with contextlib.suppress(ChildProcessError):
+        try:
             done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return True
-        return not self._is_ours(pid)
+        except ChildProcessError:  # not our child (or reaped already): look at /proc
+            return not self._is_ours(pid)
+        # Our child is gone only once reaped: a JVM's main thread can show as a zombie while
+        # its other threads still run the shutdown (ports and data dir still held).
+        return done == pid
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the log, for error messages."""
