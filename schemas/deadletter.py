@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from omnijourney.exceptions import InvalidPii
+from schemas.clock import require_utc
 from schemas.fields import UtcDatetime
 from schemas.limits import MAX_DEADLETTER_ORIGINAL_BYTES
 from schemas.pii import EMAIL_MARK, PHONE_MARK, PiiHasher
@@ -193,12 +194,13 @@ def triage(
 
     Transient failures (TransientError, cancellation) propagate so the caller retries.
     """
+    received = require_utc(received_at, "received_at")  # a caller's bug, not the message's
     try:
-        return parse_touchpoint(raw, received_at=received_at, hasher=hasher)
+        return parse_touchpoint(raw, received_at=received, hasher=hasher)
     except Exception as exc:
         # any failure of this one message, even a bug, must not stall the partition
         return dead_letter(
-            raw, exc, stage=stage, received_at=received_at, hasher=hasher, source=source
+            raw, exc, stage=stage, received_at=received, hasher=hasher, source=source
         )
 
 

@@ -327,7 +327,20 @@ def classify(exc: BaseException) -> Classification:
         raise exc
     if isinstance(exc, InvalidTouchpoint):
         reason = exc.reason if exc.reason in _RANK else "rejected"
-        return Classification(reason, exc.errors, str(exc))
+        errors = tuple(
+            FieldError(loc=e["loc"], msg=e["msg"], reason=e["reason"])
+            if e["reason"] in _RANK
+            else FieldError(loc=e["loc"], msg=e["msg"], reason="rejected")
+            for e in exc.errors
+        )
+        return Classification(reason, errors, _text(exc))
     if isinstance(exc, PoisonMessage):
-        return Classification("rejected", (), str(exc))
-    return Classification("processing_error", (), f"{type(exc).__name__}: {exc}")
+        return Classification("rejected", (), _text(exc))
+    return Classification("processing_error", (), f"{type(exc).__name__}: {_text(exc)}")
+
+
+def _text(exc: Exception) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message cannot be rendered>"

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import datetime
 
 import orjson
 import pytest
 
-from omnijourney.exceptions import InvalidTouchpoint, PoisonMessage, TransientError
+from omnijourney.exceptions import (
+    InvalidTouchpoint,
+    NaiveDatetime,
+    PoisonMessage,
+    TransientError,
+)
 from schemas.deadletter import (
     STAGE_INGEST,
     DeadLetter,
@@ -155,3 +161,27 @@ def test_record_goes_to_the_dead_letter_topic_keyed_by_source_partition() -> Non
     decoded = DeadLetter.model_validate_json(record.value)
     assert decoded == dl
     assert base64.b64decode(orjson.loads(record.value)["original_b64"]) == b"nope"
+
+
+def test_foreign_reasons_of_other_stages_still_make_a_dead_letter() -> None:
+    exc = InvalidTouchpoint(
+        "merge_conflict", [{"loc": "x", "msg": "y", "reason": "merge_conflict"}]
+    )
+    dl = dead_letter(b"{}", exc, stage="resolve", received_at=RECEIVED, hasher=HASHER)
+    assert dl.reason == "rejected"
+    assert dl.errors[0].reason == "rejected"
+
+
+def test_exception_whose_message_fails_still_makes_a_dead_letter() -> None:
+    class Weird(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    dl = dead_letter(b"{}", Weird(), stage="ingest", received_at=RECEIVED, hasher=HASHER)
+    assert dl.reason == "processing_error"
+    assert "Weird" in dl.error
+
+
+def test_naive_received_at_is_the_callers_bug() -> None:
+    with pytest.raises(NaiveDatetime):
+        triage(b"{}", received_at=datetime(2024, 5, 1), hasher=HASHER)  # noqa: DTZ001
