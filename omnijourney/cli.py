@@ -70,6 +70,16 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return demo.run(settings)
 
 
+def _schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from schemas.export import write_json_schemas
+
+    for path in write_json_schemas(Path(args.dir)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="omnijourney", description=__doc__)
@@ -93,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="start the stack and run the main job on the embedded defaults"
     ).set_defaults(handler=_demo)
+
+    schemas = sub.add_parser("schemas", help="the touchpoint contract")
+    schemas_sub = schemas.add_subparsers(dest="schemas_action", required=True, metavar="ACTION")
+    export = schemas_sub.add_parser(
+        "export", help="write JSON Schema files (producer input, validated, dead letter)"
+    )
+    export.add_argument("dir", metavar="DIR", help="directory to write the .schema.json files to")
+    export.set_defaults(handler=_schemas)
     return parser
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnijourney.exceptions import ConfigurationError
@@ -74,6 +82,35 @@ class ClickHouseSettings(BaseModel):
     start_timeout_s: float = Field(default=60.0, gt=0)
 
 
+class PrivacySettings(BaseModel):
+    """How PII is normalized and keyed-hashed at the edge (collector, ingest, emitter)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pii_hash_key: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "HMAC-SHA256 key for email/phone hashes (at least 32 characters). Empty: a random "
+            "key is generated once under the data dir (local use only; refused when "
+            "kafka.bootstrap_servers points at an external cluster)."
+        ),
+    )
+    default_phone_region: str = Field(
+        default="US",
+        description="ISO 3166 region used to read phone numbers written without a + prefix.",
+    )
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r} (expected e.g. 'US', 'GB', 'DE')")
+        return region
+
+
 class Settings(BaseSettings):
     """Everything configurable, read once from OMNIJOURNEY_* variables and passed down."""
 
@@ -87,6 +124,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".omnijourney"), description="Root of all local state.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     def path(self, *parts: str) -> Path:
         """An absolute path below the data dir."""
