@@ -19,14 +19,33 @@ def _touchpoints(now: datetime) -> list[dict[str, object]]:
     run = uuid.uuid4().hex[:8]
     base = {"received_at": now.isoformat(), "schema_version": 1}
     return [
-        {**base, "event_id": f"{run}-1", "channel": "web", "type": "product_view",
-         "occurred_at": now.isoformat(), "identities": [{"kind": "anonymous_id", "value": f"anon-{run}"}]},
-        {**base, "event_id": f"{run}-2", "channel": "web", "type": "login",
-         "occurred_at": now.isoformat(),
-         "identities": [{"kind": "anonymous_id", "value": f"anon-{run}"},
-                        {"kind": "customer_id", "value": f"cust-{run}"}]},
-        {**base, "event_id": f"{run}-3", "channel": "pos", "type": "purchase",
-         "occurred_at": now.isoformat(), "identities": [{"kind": "loyalty_id", "value": f"loy-{run}"}]},
+        {
+            **base,
+            "event_id": f"{run}-1",
+            "channel": "web",
+            "type": "product_view",
+            "occurred_at": now.isoformat(),
+            "identities": [{"kind": "anonymous_id", "value": f"anon-{run}"}],
+        },
+        {
+            **base,
+            "event_id": f"{run}-2",
+            "channel": "web",
+            "type": "login",
+            "occurred_at": now.isoformat(),
+            "identities": [
+                {"kind": "anonymous_id", "value": f"anon-{run}"},
+                {"kind": "customer_id", "value": f"cust-{run}"},
+            ],
+        },
+        {
+            **base,
+            "event_id": f"{run}-3",
+            "channel": "pos",
+            "type": "purchase",
+            "occurred_at": now.isoformat(),
+            "identities": [{"kind": "loyalty_id", "value": f"loy-{run}"}],
+        },
     ]
 
 
@@ -41,8 +60,11 @@ async def _kafka_round_trip(settings: Settings, events: list[dict[str, object]])
         await producer.stop()
     wanted = {str(e["event_id"]) for e in events}
     consumer = AIOKafkaConsumer(
-        SMOKE_TOPIC, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=None,
+        SMOKE_TOPIC,
+        bootstrap_servers=settings.kafka.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     seen: set[str] = set()
@@ -59,8 +81,9 @@ async def _kafka_round_trip(settings: Settings, events: list[dict[str, object]])
 
 def run(settings: Settings) -> int:
     """Start Kafka and ClickHouse, round-trip touchpoints and a ClickHouse row, print a report."""
-    from omnijourney.local import clickhouse, kafka
     from sinks.clickhouse import client
+
+    from omnijourney.local import clickhouse, kafka
 
     print(kafka.start(settings))
     print(clickhouse.start(settings))
@@ -70,8 +93,9 @@ def run(settings: Settings) -> int:
     print(f"kafka: produced {len(events)} touchpoints to {SMOKE_TOPIC}, read back {back}")
     ch = client(settings)
     ch.command(
-        "CREATE TABLE IF NOT EXISTS smoke_touchpoints (event_id String, channel LowCardinality(String),"
-        " type LowCardinality(String), seen_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY event_id"
+        "CREATE TABLE IF NOT EXISTS smoke_touchpoints (event_id String,"
+        " channel LowCardinality(String), type LowCardinality(String),"
+        " seen_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY event_id"
     )
     ch.insert(
         "smoke_touchpoints",

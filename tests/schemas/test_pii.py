@@ -257,7 +257,7 @@ def test_key_and_region_come_from_the_environment(
 
 
 def test_unknown_phone_region_is_refused() -> None:
-    with pytest.raises(ValueError, match="region"):
+    with pytest.raises(ConfigurationError, match="default_phone_region"):
         load_settings(privacy={"default_phone_region": "XX"})
 
 
