@@ -27,3 +27,13 @@ class TransientError(OmnijourneyError):
 
 class PoisonMessage(OmnijourneyError):
     """Input that can never be processed: it goes to the dead-letter topic and we continue."""
+
+
+class ClickHouseQueryError(OmnijourneyError):
+    """ClickHouse refused a request: carries the server's error code, name and message."""
+
+    def __init__(self, code: int, name: str, message: str) -> None:
+        super().__init__(f"Code: {code}. {message} ({name})")
+        self.code = code
+        self.name = name
+        self.message = message

@@ -1,0 +1,3 @@
+"""Shared pytest configuration: fixtures of the local services come from tests/plugins."""
+
+pytest_plugins = ["tests.plugins.clickhouse"]
