@@ -136,6 +136,9 @@ class Server:
     executor: ThreadPoolExecutor
     display_name: str = field(default_factory=socket.gethostname)
     sessions: dict[str, Session] = field(default_factory=dict)
+    stopping: bool = False
+    inflight: int = 0
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
         future = asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
@@ -151,6 +154,16 @@ class Server:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one HTTP request like a ClickHouse server."""
+        self.inflight += 1
+        self.drained.clear()
+        try:
+            return await self._handle(request)
+        finally:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.drained.set()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path in ("/ping", "/replicas_status"):
             return web.Response(text="Ok.\n")
         if request.path != "/":
@@ -161,6 +174,8 @@ class Server:
         query_id = request.query.get("query_id") or str(uuid.uuid4())
         body: _Body | None = None
         try:
+            if self.stopping:
+                raise proto.error("CANNOT_SCHEDULE_TASK", "The embedded server is shutting down")
             pairs = list(request.query.items())
             multipart = request.content_type.startswith("multipart/form-data")
             if multipart:
@@ -182,6 +197,9 @@ class Server:
                 await body.drain()
             log.info("query %s failed with code %s (%s)", query_id, exc.code, exc.name)
             return self._error(exc, query_id)
+        except ConnectionError:
+            log.info("query %s: the client went away", query_id)
+            return web.Response(status=499)  # nobody will read it: the connection is gone
         except Exception as exc:
             # A bug of ours must still reach the client as a ClickHouse error, not a bare 500.
             log.exception("query %s: unexpected failure", query_id)
@@ -440,7 +458,7 @@ async def _serve(settings: Settings) -> None:
     app.router.add_route("*", "/{tail:.*}", server.handle)
     # auto_decompress off: request bodies are decoded here, with lz4 and the raw-size limit.
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=10, auto_decompress=False
+        app, access_log=None, handle_signals=False, shutdown_timeout=2, auto_decompress=False
     )
     await runner.setup()
     expiry = asyncio.ensure_future(server.expire_sessions())
@@ -461,7 +479,14 @@ async def _serve(settings: Settings) -> None:
             store,
         )
         await stop.wait()
-        log.info("stopping")
+        log.info("stopping: no new connections; waiting for running requests")
+        # aiohttp's own shutdown stops reading request bodies at once, which would abort a
+        # streaming insert: let running requests end first (within half the stop timeout).
+        await site.stop()
+        server.stopping = True
+        if server.inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.drained.wait(), timeout=ch.stop_timeout_s / 2)
     finally:
         expiry.cancel()
         await runner.cleanup()

@@ -7,8 +7,11 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -16,6 +19,7 @@ from pydantic import SecretStr
 
 from omnijourney.exceptions import ConfigurationError, PortInUse
 from omnijourney.local import clickhouse
+from omnijourney.local.process import port_accepts
 from omnijourney.settings import Settings, child_environment
 from sinks.clickhouse import client
 from tests.plugins.clickhouse import free_port, http, instance_settings
@@ -41,6 +45,42 @@ def test_restart_keeps_the_data(clickhouse_instance: Callable[..., Settings]) ->
     clickhouse.start(settings)
     ch = client(settings)
     assert ch.command("SELECT count(), sum(id), max(s) FROM kept") == ["1000", "499500", "v999"]
+    ch.close()
+
+
+def test_stop_lets_a_running_insert_finish(clickhouse_instance: Callable[..., Settings]) -> None:
+    settings = clickhouse_instance()
+    clickhouse.start(settings)
+    ch = client(settings)
+    ch.command("CREATE TABLE late (id UInt64) ENGINE = MergeTree ORDER BY id")
+    first_sent = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def body() -> Iterator[bytes]:
+        yield b"".join(b"%d\n" % i for i in range(50_000))
+        first_sent.set()
+        # Send the rest only once the server has begun stopping (it no longer accepts).
+        deadline = time.monotonic() + 60
+        while port_accepts("127.0.0.1", settings.clickhouse.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield b"".join(b"%d\n" % i for i in range(50_000, 100_000))
+
+    def insert() -> None:
+        try:
+            outcome["rows"] = ch.raw_insert("late", ["id"], body(), fmt="TSV").written_rows
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=insert)
+    thread.start()
+    assert first_sent.wait(timeout=60)
+    assert clickhouse.stop(settings) == "clickhouse: stopped"
+    thread.join(timeout=60)
+    assert outcome == {"rows": 100_000}
+    ch.close()
+    clickhouse.start(settings)
+    ch = client(settings)
+    assert ch.command("SELECT count() FROM late") == 100_000
     ch.close()
 
 
