@@ -172,29 +172,27 @@ class Server:
         if request.method in ("GET", "HEAD") and no_query:
             return web.Response(text="Ok.\n")
         query_id = request.query.get("query_id") or str(uuid.uuid4())
-        body: _Body | None = None
+        ch = self.settings.clickhouse
+        multipart = request.content_type.startswith("multipart/form-data")
+        # Created first so that any error can drain the body and the client reads our answer.
+        body = _Body(request.content, proto.body_decoder(None), ch.max_body_bytes)
         try:
             if self.stopping:
                 raise proto.error("CANNOT_SCHEDULE_TASK", "The embedded server is shutting down")
             pairs = list(request.query.items())
-            multipart = request.content_type.startswith("multipart/form-data")
             if multipart:
-                pairs += await _form_fields(request, self.settings.clickhouse.max_body_bytes)
-            ch = self.settings.clickhouse
+                pairs += await _form_fields(request, ch.max_body_bytes)
+                body.done = body.finished = True
             req = proto.parse_request(pairs, ch.max_session_timeout_s, request.method)
             query_id = req.query_id or query_id
             given = proto.credentials(request.headers, dict(pairs))
             proto.check_credentials(given, ch.username, ch.password.get_secret_value())
-            decoder = proto.body_decoder(request.headers.get("Content-Encoding"))
-            body = _Body(
-                request.content, decoder, ch.max_body_bytes, done=multipart, finished=multipart
-            )
+            body.decoder = proto.body_decoder(request.headers.get("Content-Encoding"))
             async with self._lease(req) as lease:
                 outcome, statement = await self._execute(request, req, body, lease)
             return await self._answer(request, req, query_id, outcome, statement)
         except ClickHouseQueryError as exc:
-            if body is not None:
-                await body.drain()
+            await body.drain()
             log.info("query %s failed with code %s (%s)", query_id, exc.code, exc.name)
             return self._error(exc, query_id)
         except ConnectionError:
@@ -203,8 +201,7 @@ class Server:
         except Exception as exc:
             # A bug of ours must still reach the client as a ClickHouse error, not a bare 500.
             log.exception("query %s: unexpected failure", query_id)
-            if body is not None:
-                await body.drain()
+            await body.drain()
             unexpected = proto.error("UNKNOWN_EXCEPTION", f"{type(exc).__name__}: {exc}")
             return self._error(unexpected, query_id)
 
