@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from omnijourney.exceptions import OmnijourneyError
 from omnijourney.settings import Settings, load_settings
@@ -29,6 +30,9 @@ def _clickhouse(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney.local import clickhouse
 
     if args.action == "serve":
+        if args.store is not None:
+            ch = settings.clickhouse.model_copy(update={"store_dir": args.store})
+            settings = settings.model_copy(update={"clickhouse": ch})
         clickhouse.serve(settings)
         return 0
     action = {
@@ -95,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ch = sub.add_parser("clickhouse", help="the embedded ClickHouse (chdb) HTTP server")
     ch.add_argument("action", choices=["start", "stop", "status", "serve"])
+    ch.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="serve: the chdb store directory (overrides settings)",
+    )
     ch.set_defaults(handler=_clickhouse)
 
     sub.add_parser("up", help="start local Kafka and embedded ClickHouse").set_defaults(handler=_up)

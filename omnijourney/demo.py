@@ -81,9 +81,8 @@ async def _kafka_round_trip(settings: Settings, events: list[dict[str, object]])
 
 def run(settings: Settings) -> int:
     """Start Kafka and ClickHouse, round-trip touchpoints and a ClickHouse row, print a report."""
-    from sinks.clickhouse import client
-
     from omnijourney.local import clickhouse, kafka
+    from sinks.clickhouse import client
 
     print(kafka.start(settings))
     print(clickhouse.start(settings))

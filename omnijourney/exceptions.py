@@ -63,3 +63,13 @@ class InvalidTouchpoint(PoisonMessage):
         more = len(self.errors) - 5
         suffix = f"; and {more} more" if more > 0 else ""
         return f"invalid touchpoint ({self.reason}): {shown}{suffix}"
+
+
+class ClickHouseQueryError(OmnijourneyError):
+    """ClickHouse refused a request: carries the server's error code, name and message."""
+
+    def __init__(self, code: int, name: str, message: str) -> None:
+        super().__init__(f"Code: {code}. {message} ({name})")
+        self.code = code
+        self.name = name
+        self.message = message
