@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from omnijourney.local.admin import ensure_topics
 from omnijourney.settings import Settings
 
 SMOKE_TOPIC = "omnijourney.smoke"
@@ -51,6 +52,7 @@ def _touchpoints(now: datetime) -> list[dict[str, object]]:
 
 async def _kafka_round_trip(settings: Settings, events: list[dict[str, object]]) -> int:
     """Produce the events and read them back; returns how many came back."""
+    await ensure_topics(settings.kafka.bootstrap, {SMOKE_TOPIC: settings.kafka.default_partitions})
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
     await producer.start()
     try:
