@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,20 @@ class KafkaSettings(BaseModel):
         description="min.insync.replicas of the topics omnijourney creates; unset means "
         "replication factor - 1 (at least 1).",
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How clients talk to the cluster (the local one: PLAINTEXT).",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism with SASL_PLAINTEXT / SASL_SSL."
+    )
+    sasl_username: str = Field(default="", description="SASL user with SASL_* protocols.")
+    sasl_password: SecretStr = Field(default=SecretStr(""), description="SASL password (secret).")
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(default=None, description="Key of the client certificate.")
     version: str = Field(
         default="3.9.2",
         pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$",
@@ -76,6 +91,14 @@ class KafkaSettings(BaseModel):
                 f"controller_port={self.controller_port} gives two nodes the same port "
                 "(node k uses port+2k and controller_port+2k)"
             )
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_username and self.sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS needs both)")
         if (
             self.replication_factor is not None
             and self.min_insync_replicas is not None

@@ -14,9 +14,18 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from omnijourney.exceptions import ConfigurationError, ServiceError
 
 
-async def cluster_broker_ids(bootstrap: str, timeout_s: float = 5.0) -> set[int]:
+def _connection(bootstrap: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    # options: TLS/SASL keyword arguments from omnijourney.kafka_options.client_options().
+    return {**(options or {}), "bootstrap_servers": bootstrap}
+
+
+async def cluster_broker_ids(
+    bootstrap: str, timeout_s: float = 5.0, *, options: Mapping[str, Any] | None = None
+) -> set[int]:
     """The node ids of the live brokers the cluster names in its answer to a metadata request."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    client = AIOKafkaClient(
+        **_connection(bootstrap, options), request_timeout_ms=int(timeout_s * 1000)
+    )
     try:
         async with asyncio.timeout(timeout_s):
             await client.bootstrap()
@@ -25,9 +34,11 @@ async def cluster_broker_ids(bootstrap: str, timeout_s: float = 5.0) -> set[int]
         await client.close()
 
 
-async def cluster_brokers(bootstrap: str, timeout_s: float = 5.0) -> int:
+async def cluster_brokers(
+    bootstrap: str, timeout_s: float = 5.0, *, options: Mapping[str, Any] | None = None
+) -> int:
     """How many brokers the cluster names in its answer to a metadata request."""
-    return len(await cluster_broker_ids(bootstrap, timeout_s))
+    return len(await cluster_broker_ids(bootstrap, timeout_s, options=options))
 
 
 def topic_replication(
@@ -73,9 +84,11 @@ def _all_led(described: list[dict[str, Any]], names: set[str]) -> bool:
     return names <= seen and led
 
 
-async def topic_partitions(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
+async def topic_partitions(
+    bootstrap: str, names: Iterable[str], *, options: Mapping[str, Any] | None = None
+) -> dict[str, int]:
     """The partition count of each existing topic among names (missing topics are left out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_connection(bootstrap, options))
     await admin.start()
     try:
         described = await _describe(admin, names)
@@ -92,11 +105,13 @@ async def ensure_topics(
     min_insync_replicas: int | None = None,
     config: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
+    options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing topics ({name: partitions}) and wait for their leaders.
 
     Replication defaults to topic_replication() of the brokers the cluster names (RF 1 on one
-    broker, RF 3 with min.insync.replicas 2 on three or more); `config` entries win.
+    broker, RF 3 with min.insync.replicas 2 on three or more); `config` entries win. `options`
+    are the TLS/SASL client arguments of omnijourney.kafka_options.client_options().
     Existing topics are left as they are (their partition count is never changed: that would
     move keys to other partitions). Returns the names this call created.
     """
@@ -104,7 +119,7 @@ async def ensure_topics(
     if replication_factor is not None or min_insync_replicas is not None:
         topic_replication(1, replication_factor, min_insync_replicas)  # reject bad values early
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        **_connection(bootstrap, options), request_timeout_ms=int(timeout_s * 1000)
     )
     await admin.start()
     try:
@@ -112,7 +127,7 @@ async def ensure_topics(
         wanted = {name: count for name, count in topics.items() if name not in existing}
         missing = []
         if wanted:
-            brokers = len(await cluster_broker_ids(bootstrap, timeout_s))
+            brokers = len(await cluster_broker_ids(bootstrap, timeout_s, options=options))
             replicas, min_isr = topic_replication(brokers, replication_factor, min_insync_replicas)
             # On one broker the broker default (1) is all there can be: no override needed.
             topic_config = {"min.insync.replicas": str(min_isr)} if replicas > 1 else {}
