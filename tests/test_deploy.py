@@ -41,6 +41,8 @@ NOT_KUBERNETES = {"kustomization.yaml"}  # kustomize's own config, not an API ob
 KEDA_FILE = "worker-keda.yaml"
 # Command, health port of each component (the HTTP /health endpoints they serve).
 COMPONENTS = {"worker": 6066, "collector": 8080, "sink": 6067}
+# Stands in for a secret: long enough for any minimum a key setting has (the PII key: 32).
+PLACEHOLDER = "x" * 48
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -347,7 +349,8 @@ def test_configmap_and_secret_keys_are_settings_omnijourney_accepts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = dict(_by_kind("ConfigMap")["omnijourney-settings"]["data"])
-    env |= {key: "placeholder" for key in _by_kind("Secret")["omnijourney-secrets"]["stringData"]}
+    secret = _by_kind("Secret")["omnijourney-secrets"]["stringData"]
+    env |= {key: PLACEHOLDER for key in secret}
     settings = _settings_from_env(monkeypatch, env)
     assert settings.kafka.bootstrap == "omnijourney-kafka-bootstrap.kafka.svc:9093"
     assert settings.kafka.security_protocol == "SASL_SSL"
@@ -466,7 +469,7 @@ def test_compose_settings_are_settings_omnijourney_accepts(monkeypatch: pytest.M
         for key, value in _compose()["services"]["worker"]["environment"].items()
     }
     # ${VAR:?message} is filled in by compose from the env file; any value will do here.
-    env = {k: "placeholder" if v.startswith("${") else v for k, v in env.items()}
+    env = {k: PLACEHOLDER if v.startswith("${") else v for k, v in env.items()}
     settings = _settings_from_env(monkeypatch, env)
     assert settings.kafka.bootstrap == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     assert settings.clickhouse.host == "clickhouse"
