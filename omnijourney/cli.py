@@ -16,6 +16,9 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney.local import kafka
 
+    if args.brokers is not None:
+        # The flag wins over OMNIJOURNEY_KAFKA__BROKERS; everything else still comes from the env.
+        settings = load_settings(kafka={"brokers": args.brokers})
     action = {
         "fetch": kafka.fetch,
         "start": kafka.start,
@@ -94,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         "action",
         choices=["fetch", "start", "stop", "status"],
         help="fetch resolves the broker's jars with Maven (start does it when needed)",
+    )
+    kafka.add_argument(
+        "--brokers",
+        type=int,
+        metavar="N",
+        help="nodes of the local KRaft cluster (setting kafka.brokers, default 1); "
+        "stop and status always cover every node of ours",
     )
     kafka.set_defaults(handler=_kafka)
 

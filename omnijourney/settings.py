@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -31,6 +32,39 @@ class KafkaSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Listen address of the local broker.")
     port: int = Field(default=9092, ge=1, le=65535, description="Port of the local broker.")
     controller_port: int = Field(default=9093, ge=1, le=65535)
+    brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Nodes of the local KRaft cluster; node k (0-based) of several listens on "
+        "port+2k and controller_port+2k.",
+    )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replication factor of the topics omnijourney creates; unset means "
+        "min(3, brokers the cluster names).",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of the topics omnijourney creates; unset means "
+        "replication factor - 1 (at least 1).",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How clients talk to the cluster (the local one: PLAINTEXT).",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism with SASL_PLAINTEXT / SASL_SSL."
+    )
+    sasl_username: str = Field(default="", description="SASL user with SASL_* protocols.")
+    sasl_password: SecretStr = Field(default=SecretStr(""), description="SASL password (secret).")
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(default=None, description="Key of the client certificate.")
     version: str = Field(
         default="3.9.2",
         pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$",
@@ -58,12 +92,47 @@ class KafkaSettings(BaseModel):
     def _distinct_ports(self) -> KafkaSettings:
         if self.port == self.controller_port:
             raise ValueError(f"port and controller_port must differ (both are {self.port})")
+        ports = [port for _, broker, controller in self.nodes() for port in (broker, controller)]
+        if max(ports) > 65535:
+            raise ValueError(f"brokers={self.brokers} needs ports up to {max(ports)} (> 65535)")
+        if len(set(ports)) != len(ports):
+            raise ValueError(
+                f"brokers={self.brokers} with port={self.port} and "
+                f"controller_port={self.controller_port} gives two nodes the same port "
+                "(node k uses port+2k and controller_port+2k)"
+            )
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_username and self.sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS needs both)")
+        if (
+            self.replication_factor is not None
+            and self.min_insync_replicas is not None
+            and self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
+                f"replication_factor ({self.replication_factor})"
+            )
         return self
+
+    def nodes(self) -> list[tuple[int, int, int]]:
+        """(node id, broker port, controller port) of each local node, node ids from 1."""
+        # Two ports per node, interleaved, so the defaults (9092/9093) extend without overlap.
+        return [
+            (k + 1, self.port + 2 * k, self.controller_port + 2 * k) for k in range(self.brokers)
+        ]
 
     @property
     def bootstrap(self) -> str:
-        """The bootstrap list clients use."""
-        return self.bootstrap_servers or f"{self.host}:{self.port}"
+        """The bootstrap list clients use (every local node in cluster mode)."""
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return ",".join(f"{self.host}:{port}" for _, port, _ in self.nodes())
 
 
 class ClickHouseSettings(BaseModel):

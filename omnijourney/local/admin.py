@@ -14,25 +14,60 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from omnijourney.exceptions import ConfigurationError, ServiceError
 
 
-async def cluster_brokers(bootstrap: str, timeout_s: float = 5.0) -> int:
-    """How many brokers the cluster names in its answer to a metadata request."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+def _connection(bootstrap: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    # options: TLS/SASL keyword arguments from omnijourney.kafka_options.client_options().
+    return {**(options or {}), "bootstrap_servers": bootstrap}
+
+
+async def cluster_broker_ids(
+    bootstrap: str, timeout_s: float = 5.0, *, options: Mapping[str, Any] | None = None
+) -> set[int]:
+    """The node ids of the live brokers the cluster names in its answer to a metadata request."""
+    client = AIOKafkaClient(
+        **_connection(bootstrap, options), request_timeout_ms=int(timeout_s * 1000)
+    )
     try:
         async with asyncio.timeout(timeout_s):
             await client.bootstrap()
-        return len(client.cluster.brokers())
+        return {broker.nodeId for broker in client.cluster.brokers()}
     finally:
         await client.close()
 
 
-def _validate(topics: Mapping[str, int], replication_factor: int) -> None:
+async def cluster_brokers(
+    bootstrap: str, timeout_s: float = 5.0, *, options: Mapping[str, Any] | None = None
+) -> int:
+    """How many brokers the cluster names in its answer to a metadata request."""
+    return len(await cluster_broker_ids(bootstrap, timeout_s, options=options))
+
+
+def topic_replication(
+    brokers: int, replication_factor: int | None = None, min_insync_replicas: int | None = None
+) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for topics on a cluster of `brokers` brokers.
+
+    Unset values default to three copies (fewer on a smaller cluster) and an ISR minimum of
+    one less, so acks=all writes survive one lost broker without ever resting on one copy.
+    """
+    replicas = replication_factor if replication_factor is not None else min(3, max(1, brokers))
+    min_isr = min_insync_replicas if min_insync_replicas is not None else max(1, replicas - 1)
+    if replicas < 1 or min_isr < 1:
+        raise ConfigurationError(
+            f"replication_factor and min_insync_replicas must be >= 1, got {replicas}, {min_isr}"
+        )
+    if min_isr > replicas:
+        raise ConfigurationError(
+            f"min_insync_replicas ({min_isr}) must not exceed replication_factor ({replicas})"
+        )
+    return replicas, min_isr
+
+
+def _validate(topics: Mapping[str, int]) -> None:
     for name, partitions in topics.items():
         if not name or not isinstance(partitions, int) or partitions < 1:
             raise ConfigurationError(
                 f"topic {name!r}: partitions must be a whole number >= 1, got {partitions!r}"
             )
-    if replication_factor < 1:
-        raise ConfigurationError(f"replication_factor must be >= 1, got {replication_factor!r}")
 
 
 async def _describe(admin: AIOKafkaAdminClient, names: Iterable[str]) -> list[dict[str, Any]]:
@@ -49,9 +84,11 @@ def _all_led(described: list[dict[str, Any]], names: set[str]) -> bool:
     return names <= seen and led
 
 
-async def topic_partitions(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
+async def topic_partitions(
+    bootstrap: str, names: Iterable[str], *, options: Mapping[str, Any] | None = None
+) -> dict[str, int]:
     """The partition count of each existing topic among names (missing topics are left out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_connection(bootstrap, options))
     await admin.start()
     try:
         described = await _describe(admin, names)
@@ -64,27 +101,41 @@ async def ensure_topics(
     bootstrap: str,
     topics: Mapping[str, int],
     *,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
     config: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
+    options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing topics ({name: partitions}) and wait for their leaders.
 
+    Replication defaults to topic_replication() of the brokers the cluster names (RF 1 on one
+    broker, RF 3 with min.insync.replicas 2 on three or more); `config` entries win. `options`
+    are the TLS/SASL client arguments of omnijourney.kafka_options.client_options().
     Existing topics are left as they are (their partition count is never changed: that would
     move keys to other partitions). Returns the names this call created.
     """
-    _validate(topics, replication_factor)
+    _validate(topics)
+    if replication_factor is not None or min_insync_replicas is not None:
+        topic_replication(1, replication_factor, min_insync_replicas)  # reject bad values early
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        **_connection(bootstrap, options), request_timeout_ms=int(timeout_s * 1000)
     )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, partitions, replication_factor, topic_configs=dict(config or {}))
-            for name, partitions in topics.items()
-            if name not in existing
-        ]
+        wanted = {name: count for name, count in topics.items() if name not in existing}
+        missing = []
+        if wanted:
+            brokers = len(await cluster_broker_ids(bootstrap, timeout_s, options=options))
+            replicas, min_isr = topic_replication(brokers, replication_factor, min_insync_replicas)
+            # On one broker the broker default (1) is all there can be: no override needed.
+            topic_config = {"min.insync.replicas": str(min_isr)} if replicas > 1 else {}
+            topic_config |= dict(config or {})
+            missing = [
+                NewTopic(name, count, replicas, topic_configs=dict(topic_config))
+                for name, count in wanted.items()
+            ]
         created: list[str] = []
         if missing:
             response = await admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))

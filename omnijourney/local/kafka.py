@@ -1,6 +1,6 @@
-"""The local Apache Kafka broker: one KRaft node from the official jars on Maven Central.
+"""The local Apache Kafka broker: KRaft nodes from the official jars on Maven Central.
 
-Everything lives below ``settings.path("kafka")``::
+One node by default (``kafka.brokers=1``); everything lives below ``settings.path("kafka")``::
 
     libs/               the broker's jars (resolved by Maven) and fetched.json (what was resolved)
     data/               log.dirs, formatted once by the KRaft storage tool
@@ -8,6 +8,13 @@ Everything lives below ``settings.path("kafka")``::
     server.properties   generated from settings on every start
     log4j.properties    the broker logs to stdout, which goes to broker.log
     broker.log, broker.pid
+
+With ``kafka.brokers=N`` (N > 1) a local cluster of N combined broker+controller nodes runs
+from the same jars, each node in its own directory::
+
+    cluster/cluster.json    cluster id and node count the nodes were formatted with
+    cluster/log4j.properties
+    cluster/node-K/         server.properties, data/, broker.log, broker.pid of node K (1..N)
 
 The functions are blocking (they run short asyncio loops of their own): call them from
 synchronous code, never from inside a running event loop.
@@ -30,8 +37,8 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
-from omnijourney.exceptions import PrerequisiteMissing, ServiceError
-from omnijourney.local.admin import cluster_brokers
+from omnijourney.exceptions import ConfigurationError, PrerequisiteMissing, ServiceError
+from omnijourney.local.admin import cluster_brokers, topic_replication
 from omnijourney.local.process import ManagedProcess, ensure_port_free, port_accepts
 from omnijourney.settings import KafkaSettings, Settings
 
@@ -70,9 +77,19 @@ def _process(settings: Settings) -> ManagedProcess:
     )
 
 
-def running_pid(settings: Settings) -> int | None:
-    """The pid of the local broker we started, or None when it is not running."""
+def running_single_pid(settings: Settings) -> int | None:
+    """The pid of the single local broker (kafka.brokers=1) we started, or None."""
     return _process(settings).pid()
+
+
+def running_pid(settings: Settings) -> int | None:
+    """The pid of the local broker we started (of the first running node of a cluster), or None."""
+    if settings.kafka.brokers == 1:
+        return running_single_pid(settings)
+    from omnijourney.local import kafka_cluster
+
+    pids = kafka_cluster.running_pids(settings)
+    return pids[min(pids)] if pids else None
 
 
 # ---------------------------------------------------------------------------------------- fetch
@@ -207,30 +224,41 @@ def _advertised_host(host: str) -> str:
     return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
 
 
-def server_properties(kafka: KafkaSettings, data_dir: Path) -> str:
-    """The broker configuration: one combined broker+controller node on the listen address."""
-    host = kafka.host
+def server_properties(kafka: KafkaSettings, data_dir: Path, node_id: int = 1) -> str:
+    """The configuration of one combined broker+controller node (node 1 of kafka.brokers)."""
+    host, advertised = kafka.host, _advertised_host(kafka.host)
+    ports = {nid: (port, controller) for nid, port, controller in kafka.nodes()}
+    if node_id not in ports:
+        raise ConfigurationError(f"node {node_id} is not one of the {kafka.brokers} local nodes")
+    port, controller = ports[node_id]
+    # With one node every replication factor and ISR minimum must be 1 or nothing works; with
+    # three, internal topics survive a lost node and acks=all writes still need two copies.
+    replicas, min_isr = topic_replication(kafka.brokers)
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{_advertised_host(host)}:{kafka.controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{kafka.port},CONTROLLER://{host}:{kafka.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{_advertised_host(host)}:{kafka.port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": ",".join(
+            f"{nid}@{advertised}:{c}" for nid, (_, c) in ports.items()
+        ),
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+        "advertised.listeners": f"PLAINTEXT://{advertised}:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": str(kafka.default_partitions),
-        # One node: every replication factor and ISR minimum must be 1 or nothing works.
-        "default.replication.factor": "1",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": str(replicas),
+        "offsets.topic.replication.factor": str(replicas),
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min_isr),
+        "min.insync.replicas": str(min_isr),
         "auto.create.topics.enable": "true",
-        # Nobody else will join the group: do not make the first consumer wait 3 s.
+        # Local consumers start together: do not make the first one wait 3 s for others.
         "group.initial.rebalance.delay.ms": "0",
     }
+    if kafka.brokers > 1:
+        # Never elect a replica that missed acknowledged writes (Kafka's default, made explicit).
+        props["unclean.leader.election.enable"] = "false"
     lines = ["# Generated by omnijourney from settings on every start; edits are lost."]
     lines += [f"{key}={value}" for key, value in props.items()]
     return "\n".join(lines) + "\n"
@@ -263,7 +291,9 @@ def _write_config(settings: Settings) -> tuple[Path, Path]:
     return config, log4j
 
 
-def _jvm(java: str, settings: Settings, log4j: Path, heap: str) -> list[str]:
+def _jvm(
+    java: str, settings: Settings, log4j: Path, heap: str, logs_dir: Path | None = None
+) -> list[str]:
     return [
         java,
         f"-Xmx{heap}",
@@ -273,7 +303,7 @@ def _jvm(java: str, settings: Settings, log4j: Path, heap: str) -> list[str]:
         "-Djava.awt.headless=true",
         "-Duser.timezone=UTC",
         f"-Dlog4j.configuration=file:{log4j}",
-        f"-Dkafka.logs.dir={_home(settings)}",
+        f"-Dkafka.logs.dir={logs_dir or _home(settings)}",
         "-cp",
         f"{_libs(settings)}/*",
     ]
@@ -290,18 +320,30 @@ def _cluster_id(settings: Settings) -> str:
     return cluster_id
 
 
+def format_command(
+    java: str, settings: Settings, log4j: Path, cluster_id: str, config: Path
+) -> list[str]:
+    """The KRaft storage tool run that formats the log dirs named in config (once)."""
+    argv = _jvm(java, settings, log4j, "256m", config.parent)
+    argv += ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+    return [*argv, "--ignore-formatted"]
+
+
+def format_failure(data: Path, output: str) -> ServiceError:
+    """The error for a storage tool run that failed, with the end of its output."""
+    tail = " | ".join(output.strip().splitlines()[-5:])
+    return ServiceError(f"formatting Kafka storage in {data} failed: {tail}")
+
+
 def _format_storage_once(settings: Settings, java: str, config: Path, log4j: Path) -> None:
     data = _data(settings)
     if (data / "meta.properties").is_file():
         return
     data.mkdir(parents=True, exist_ok=True)
-    argv = _jvm(java, settings, log4j, "256m")
-    argv += ["kafka.tools.StorageTool", "format", "-t", _cluster_id(settings), "-c", str(config)]
-    argv.append("--ignore-formatted")
+    argv = format_command(java, settings, log4j, _cluster_id(settings), config)
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
-        tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-        raise ServiceError(f"formatting Kafka storage in {data} failed: {tail}")
+        raise format_failure(data, result.stdout + result.stderr)
 
 
 # ------------------------------------------------------------------------------- start / stop
@@ -356,15 +398,31 @@ def _wait_ready(settings: Settings, proc: ManagedProcess, pid: int) -> None:
         time.sleep(0.3)
 
 
+def _refuse_cluster(settings: Settings) -> None:
+    from omnijourney.local import kafka_cluster
+
+    pids = kafka_cluster.running_pids(settings)
+    if pids:
+        raise ConfigurationError(
+            f"the local Kafka cluster of this data dir runs ({len(pids)} nodes): stop it first "
+            "(omnijourney kafka stop) or start it with --brokers / OMNIJOURNEY_KAFKA__BROKERS"
+        )
+
+
 def start(settings: Settings) -> str:
-    """Start the local broker (idempotent) and return once it answers metadata requests."""
+    """Start the local broker, or every missing node of the local cluster (idempotent)."""
     kafka = settings.kafka
     if kafka.bootstrap_servers:
         return f"Kafka: using the cluster at {kafka.bootstrap_servers}; no local broker started"
+    if kafka.brokers > 1:
+        from omnijourney.local import kafka_cluster
+
+        return kafka_cluster.start(settings)
     proc = _process(settings)
     pid = proc.pid()
     if pid is not None:
         return f"Kafka already running (pid {pid}) at {kafka.bootstrap}"
+    _refuse_cluster(settings)
     java = _require_java(kafka.java)
     ensure_port_free(kafka.host, kafka.port, "Kafka broker")
     ensure_port_free(kafka.host, kafka.controller_port, "Kafka controller")
@@ -381,26 +439,51 @@ def start(settings: Settings) -> str:
 
 
 def stop(settings: Settings) -> str:
-    """Stop the broker we started (TERM, graceful shutdown, KILL after stop_timeout_s)."""
+    """Stop every broker of ours: the single one and any cluster node (TERM, then KILL)."""
+    from omnijourney.local import kafka_cluster
+
+    lines = []
     proc = _process(settings)
     pid = proc.pid()
-    if pid is None:
-        return "Kafka is not running (no broker of ours to stop)"
-    proc.stop(timeout=settings.kafka.stop_timeout_s)
-    return f"Kafka stopped (pid {pid})"
+    if pid is not None:
+        proc.stop(timeout=settings.kafka.stop_timeout_s)
+        lines.append(f"Kafka stopped (pid {pid})")
+    cluster = kafka_cluster.stop(settings)
+    if cluster is not None:
+        lines.append(cluster)
+    return "\n".join(lines) or "Kafka is not running (no broker of ours to stop)"
 
 
-def status(settings: Settings) -> str:
-    """What runs where: pid, bootstrap address and data dir, or "not running"."""
+def _single_status(settings: Settings) -> str:
     kafka = settings.kafka
-    if kafka.bootstrap_servers:
-        return f"Kafka: using the cluster at {kafka.bootstrap_servers} (no local broker)"
-    pid = running_pid(settings)
+    pid = running_single_pid(settings)
     if pid is not None:
         return (
-            f"Kafka {kafka.version} running (pid {pid}) at {kafka.bootstrap}, "
+            f"Kafka {kafka.version} running (pid {pid}) at {kafka.host}:{kafka.port}, "
             f"data in {_data(settings)}, log {_process(settings).logfile}"
         )
     held = port_accepts(kafka.host, kafka.port)
-    other = f"; {kafka.bootstrap} is held by another program" if held else ""
-    return f"Kafka is not running (would listen on {kafka.bootstrap}){other}"
+    bootstrap = f"{kafka.host}:{kafka.port}"
+    other = f"; {bootstrap} is held by another program" if held else ""
+    return f"Kafka is not running (would listen on {bootstrap}){other}"
+
+
+def status(settings: Settings) -> str:
+    """What runs where: pid, bootstrap address and data dir of every node, or "not running"."""
+    from omnijourney.local import kafka_cluster
+
+    kafka = settings.kafka
+    if kafka.bootstrap_servers:
+        return f"Kafka: using the cluster at {kafka.bootstrap_servers} (no local broker)"
+    if kafka.brokers > 1:
+        lines = [kafka_cluster.status(settings)]
+        if running_single_pid(settings) is not None:
+            lines.append(_single_status(settings))
+        return "\n".join(lines)
+    if kafka_cluster.running_pids(settings):
+        # Started with --brokers N: show that cluster (and the single broker only if it runs).
+        lines = [kafka_cluster.status(kafka_cluster.as_formatted(settings))]
+        if running_single_pid(settings) is not None:
+            lines.insert(0, _single_status(settings))
+        return "\n".join(lines)
+    return _single_status(settings)

@@ -137,3 +137,26 @@ class ManagedProcess:
         with contextlib.suppress(OSError):
             self.pidfile.unlink()
         return True
+
+
+def stop_together(processes: Sequence[ManagedProcess], timeout: float = 30.0) -> dict[str, int]:
+    """Stop several of our processes at once (TERM all, then KILL stragglers); {name: pid}."""
+    found = {proc: pid for proc in processes if (pid := proc.pid()) is not None}
+    for pid in found.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    pending = dict(found)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        # exited_early reaps our children: once TERMed they must not linger as zombies.
+        pending = {proc: pid for proc, pid in pending.items() if not proc.exited_early(pid)}
+        if pending:
+            time.sleep(0.1)
+    for proc, pid in pending.items():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        wait_until(lambda: proc.exited_early(pid), 10, f"{proc.name} to exit after SIGKILL")  # noqa: B023
+    for proc in found:
+        with contextlib.suppress(OSError):
+            proc.pidfile.unlink()
+    return {proc.name: pid for proc, pid in found.items()}
