@@ -63,3 +63,11 @@ class InvalidTouchpoint(PoisonMessage):
         more = len(self.errors) - 5
         suffix = f"; and {more} more" if more > 0 else ""
         return f"invalid touchpoint ({self.reason}): {shown}{suffix}"
+
+
+class KafkaUnavailable(TransientError):
+    """Kafka did not acknowledge in time (broker down or unreachable); the caller retries."""
+
+
+class Overloaded(TransientError):
+    """Too much work is already waiting; the caller retries later."""
