@@ -232,6 +232,9 @@ class WorkerSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Listen address of the web server.")
     port: int = Field(default=6066, ge=1, le=65535, description="Port of /health and views.")
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
+    commit_interval_s: float = Field(
+        default=2.8, gt=0, description="How often consumed offsets (and their outputs) commit."
+    )
 
 
 class Settings(BaseSettings):

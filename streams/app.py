@@ -71,7 +71,7 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,
-        "table_cleanup_interval": 30.0,
+        "broker_commit_interval": worker.commit_interval_s,
     }
     options.update(overrides)
     return App(worker.app_id, **options)

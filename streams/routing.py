@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from omnijourney.exceptions import InvalidTouchpoint
 from schemas.clock import require_utc
 from schemas.deadletter import (
     STAGE_INGEST,
@@ -24,13 +25,14 @@ from schemas.deadletter import (
 )
 from schemas.limits import MAX_EVENT_TIME, MIN_EVENT_TIME
 from schemas.pii import PiiHasher
-from schemas.topics import VALID_TOPIC, Record
+from schemas.topics import CHANNEL_TOPICS, VALID_TOPIC, Record
 from schemas.touchpoint import encode_touchpoint
 from schemas.validation import partition_key
 
 LOG_APPEND_TIME: Final = 1
 """Kafka's timestamp type of a record stamped by the broker (0 is the producer's CreateTime)."""
 
+_CHANNEL_OF_TOPIC: Final = {topic: channel for channel, topic in CHANNEL_TOPICS.items()}
 _FALLBACK_NAMESPACE: Final = uuid.UUID("0d4b7f3e-9a61-4c2e-8b5f-7e3a1c9d2f60")
 
 
@@ -64,9 +66,20 @@ def route(
         outcome = triage(payload, received_at=received, hasher=hasher, source=source)
         if isinstance(outcome, DeadLetter):
             return dead_letter_record(outcome)
+        _check_topic(outcome.channel, source.topic)
         return Record(VALID_TOPIC, partition_key(outcome), encode_touchpoint(outcome))
-    except Exception as exc:  # a bug on this one message: keep it and move on
+    except Exception as exc:  # wrong topic, or a bug on this one message: keep it, move on
         return _last_resort(payload, exc, source=source, received=received, hasher=hasher)
+
+
+def _check_topic(channel: str, topic: str) -> None:
+    """A channel topic carries its own channel's events only (Kafka ACLs authorize by topic)."""
+    expected = _CHANNEL_OF_TOPIC.get(topic)
+    if expected is not None and channel != expected:
+        message = f"a {channel} event does not belong on {topic} (only {expected} events do)"
+        raise InvalidTouchpoint(
+            "invalid_value", [{"loc": "channel", "msg": message, "reason": "invalid_value"}]
+        )
 
 
 def _last_resort(

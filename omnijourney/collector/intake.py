@@ -113,7 +113,8 @@ def admit(
         status = 413 if exc.reason == "too_large" else 400
         return refusal(status, exc.reason, errors[0].msg if errors else str(exc), errors)
     if not batch.events:
-        return refusal(400, "empty_batch", "the request holds no events")
+        empty = EventError(index=None, loc="batch", msg="no events", reason="empty_batch")
+        return refusal(400, "empty_batch", "the request holds no events", [empty])
     forbidden = _forbidden(batch.events, grant)
     if forbidden:
         return refusal(

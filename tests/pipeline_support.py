@@ -1,0 +1,124 @@
+"""Helpers of the collector and ingest tests: ports, settings copies, reading topics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
+
+from omnijourney.local.admin import topic_partitions
+from omnijourney.settings import CollectorSettings, Settings, WriteKey
+from schemas.examples import examples
+
+PII_KEY = "omnijourney-test-pii-key-0123456789abcdef"
+WEB_SECRET = "web-shop-secret-0123456789"
+POS_SECRET = "till-017-03-secret-0123456789"
+# A synthetic address that appears in the examples (example.com is reserved for docs).
+CLEAR_EMAIL = b"jane.roe@example.com"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def collector_settings(settings: Settings, bootstrap: str, **collector: Any) -> Settings:
+    """Settings for an in-process collector against `bootstrap`, with a web and a pos key."""
+    keys = {
+        "web-shop": WriteKey(secret=SecretStr(WEB_SECRET), channels=("web",)),
+        "till-017-03": WriteKey(secret=SecretStr(POS_SECRET), channels=("pos",)),
+    }
+    fields: dict[str, Any] = {
+        "write_keys": keys,
+        "port": 0,
+        "transactional_id": f"omnijourney-test-{uuid.uuid4().hex[:8]}",
+        **collector,
+    }
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap}),
+            "privacy": settings.privacy.model_copy(update={"pii_hash_key": SecretStr(PII_KEY)}),
+            "collector": CollectorSettings.model_validate(fields),
+        }
+    )
+
+
+def fresh(channel: str, type_: str | None = None) -> dict[str, Any]:
+    """A valid example event of the channel (and type) with a unique event_id."""
+    for event in examples():
+        if event["channel"] == channel and type_ in (None, event["type"]):
+            return {**event, "event_id": str(uuid.uuid4())}
+    raise LookupError((channel, type_))
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """One record read back."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_type: int
+
+
+async def end_offsets(
+    bootstrap: str, topics: Iterable[str], *, isolation: str = "read_uncommitted"
+) -> dict[TopicPartition, int]:
+    """The end offset of every partition of the topics (read_uncommitted: the high watermark)."""
+    counts = await topic_partitions(bootstrap, topics)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def read_from(
+    bootstrap: str, start: dict[TopicPartition, int], *, isolation: str = "read_committed"
+) -> list[Consumed]:
+    """Every record after `start` up to the current end of each partition."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(list(start))
+        out: list[Consumed] = []
+        pending = {tp for tp in start if ends[tp] > start[tp]}
+        deadline = asyncio.get_running_loop().time() + 60
+        while pending and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(*pending, timeout_ms=2000)
+            for tp, records in batches.items():
+                out += [
+                    Consumed(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp_type)
+                    for r in records
+                ]
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return out
+    finally:
+        await consumer.stop()
+
+
+def tmp_dir(base: Path, name: str) -> Path:
+    """A fresh directory below base."""
+    path = base / f"{name}-{uuid.uuid4().hex[:6]}"
+    path.mkdir(parents=True)
+    return path
