@@ -106,7 +106,7 @@ async def read_from(
         deadline = asyncio.get_running_loop().time() + 60
         while pending and asyncio.get_running_loop().time() < deadline:
             batches = await consumer.getmany(*pending, timeout_ms=2000)
-            for tp, records in batches.items():
+            for records in batches.values():
                 out += [
                     Consumed(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp_type)
                     for r in records
