@@ -22,26 +22,41 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def health(app: faust.App) -> tuple[bool, dict[str, Any]]:
-    """Whether the worker consumes: started, not rebalancing, partitions assigned."""
+async def broker_reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:
+    """Whether some bootstrap server accepts a TCP connection (cheap; not a Kafka request)."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            async with asyncio.timeout(timeout_s):
+                _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+def health(app: faust.App, *, broker_up: bool) -> tuple[bool, dict[str, Any]]:
+    """Whether the worker consumes: started, not rebalancing, partitions assigned, broker up."""
     consumer = app.consumer
     assigned = len(consumer.assignment())
     state = consumer.state
-    ok = state == "running" and not app.rebalancing and assigned > 0
+    ok = state == "running" and not app.rebalancing and assigned > 0 and broker_up
     return ok, {
         "status": "ok" if ok else "unavailable",
         "consumer": state,
         "rebalancing": app.rebalancing,
         "assigned_partitions": assigned,
+        "broker": "reachable" if broker_up else "unreachable",
     }
 
 
-def register_health(app: faust.App) -> None:
+def register_health(app: faust.App, bootstrap: str) -> None:
     """GET /health on the worker's web port: 200 when consuming, 503 otherwise."""
 
     @app.page("/health")
     async def health_view(web: View, request: Request) -> Response:
-        ok, body = health(app)
+        ok, body = health(app, broker_up=await broker_reachable(bootstrap))
         return web.json(body, status=200 if ok else 503)
 
 
@@ -49,7 +64,7 @@ def build(settings: Settings) -> faust.App:
     """The worker's app with every stage registered."""
     app = create_app(settings)
     register_ingest(app, settings, hasher=hasher_from_settings(settings), clock=utc_now)
-    register_health(app)
+    register_health(app, settings.kafka.bootstrap)
     return app
 
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +23,7 @@ from omnijourney.local.admin import topic_partitions
 from omnijourney.settings import CollectorSettings, Settings, WriteKey
 from schemas.examples import examples
 
+ROOT = Path(__file__).resolve().parents[1]
 PII_KEY = "omnijourney-test-pii-key-0123456789abcdef"
 WEB_SECRET = "web-shop-secret-0123456789"
 POS_SECRET = "till-017-03-secret-0123456789"
@@ -122,3 +129,89 @@ def tmp_dir(base: Path, name: str) -> Path:
     path = base / f"{name}-{uuid.uuid4().hex[:6]}"
     path.mkdir(parents=True)
     return path
+
+
+async def commit_ends(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
+    """Commit the current end offsets of the topics for a new consumer group.
+
+    A test worker then starts where the topics end now, not at the history other runs left
+    on a shared broker, and without the race of auto_offset_reset=latest.
+    """
+    ends = await end_offsets(bootstrap, topics)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
+class Worker:
+    """A worker subprocess (`python -m omnijourney.cli worker`) with its own consumer group."""
+
+    def __init__(
+        self, bootstrap: str, data_dir: Path, *, from_end: bool = True, **env_settings: str
+    ) -> None:
+        from streams.topics import raw_topic_names
+
+        self.bootstrap = bootstrap
+        self.port = free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = data_dir / "worker.log"
+        self.group_id = f"omnijourney-test-{uuid.uuid4().hex[:8]}"
+        if from_end:
+            asyncio.run(commit_ends(bootstrap, self.group_id, raw_topic_names()))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "OMNIJOURNEY_DATA_DIR": str(data_dir),
+            "OMNIJOURNEY_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "OMNIJOURNEY_PRIVACY__PII_HASH_KEY": PII_KEY,
+            "OMNIJOURNEY_WORKER__APP_ID": self.group_id,
+            "OMNIJOURNEY_WORKER__PORT": str(self.port),
+            "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": "0.5",
+            "OMNIJOURNEY_WORKER__LOG_LEVEL": "warning",
+            **env_settings,
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "omnijourney.cli", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def health(self) -> int | None:
+        """The status of GET /health, None when nothing answers."""
+        try:
+            url = f"http://127.0.0.1:{self.port}/health"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def healthy(self) -> bool:
+        """Whether /health answers 200."""
+        return self.health() == 200
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"worker not healthy (exit {self.process.poll()}):\n{tail}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

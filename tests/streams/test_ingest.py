@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -41,70 +36,17 @@ from tests.pipeline_support import (
     CLEAR_EMAIL,
     PII_KEY,
     WEB_SECRET,
+    Worker,
     collector_settings,
     end_offsets,
-    free_port,
     fresh,
 )
 
 pytestmark = pytest.mark.kafka
 
-ROOT = Path(__file__).resolve().parents[2]
 HASHER = PiiHasher(PII_KEY.encode(), "US")
 RAW_TOPICS = raw_topic_names()
 WAIT_S = 90.0
-
-
-class Worker:
-    """A worker subprocess and what it wrote since it started."""
-
-    def __init__(self, bootstrap: str, data_dir: Path) -> None:
-        self.bootstrap = bootstrap
-        self.port = free_port()
-        self.log = data_dir / "worker.log"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "OMNIJOURNEY_DATA_DIR": str(data_dir),
-            "OMNIJOURNEY_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            "OMNIJOURNEY_PRIVACY__PII_HASH_KEY": PII_KEY,
-            "OMNIJOURNEY_WORKER__APP_ID": f"omnijourney-test-{uuid.uuid4().hex[:8]}",
-            "OMNIJOURNEY_WORKER__PORT": str(self.port),
-            "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": "0.5",
-            "OMNIJOURNEY_WORKER__LOG_LEVEL": "warning",
-        }
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "omnijourney.cli", "worker"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def healthy(self) -> bool:
-        try:
-            url = f"http://127.0.0.1:{self.port}/health"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + 120
-        while not self.healthy():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"worker not healthy (exit {self.process.poll()}):\n{tail}")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 class Outputs:
