@@ -9,6 +9,7 @@ from the last committed offset (Faust commits only what was produced): retried, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -19,8 +20,10 @@ from faust.types import AgentT, EventT, TopicT
 from omnijourney.settings import Settings
 from schemas.deadletter import SourcePosition
 from schemas.pii import PiiHasher
-from streams.routing import received_at, route
+from streams.routing import LOG_APPEND_TIME, received_at, route
 from streams.topics import TopicSpec, collector_topics, pipeline_topics
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -39,9 +42,17 @@ def _ingest(
     outputs: Mapping[str, TopicT], hasher: PiiHasher, clock: Clock
 ) -> Callable[[faust.StreamT[Any]], Awaitable[None]]:
     async def ingest(stream: faust.StreamT[Any]) -> None:
+        warned: set[str] = set()
         events: AsyncIterable[EventT[Any]] = stream.events()
         async for event in events:
             message = event.message
+            if message.timestamp_type != LOG_APPEND_TIME and message.topic not in warned:
+                warned.add(message.topic)
+                log.warning(
+                    "%s does not use LogAppendTime: received_at falls back to this worker's "
+                    "clock (create the topic with message.timestamp.type=LogAppendTime)",
+                    message.topic,
+                )
             source = SourcePosition(
                 topic=message.topic, partition=message.partition, offset=message.offset
             )

@@ -72,6 +72,8 @@ class Delivery:
         self._disconnected.set()
         self._discarding: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: list[_Job] = []
+        self._closing = False
         self.last_error = "not connected yet"
 
     @property
@@ -87,13 +89,20 @@ class Delivery:
         ]
 
     async def stop(self) -> None:
-        """Answer what is waiting, then close the producer."""
+        """Refuse new requests, let the waiting ones commit (bounded), close the producer."""
+        self._closing = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timeout_s + 1):
+                while self.connected and (self._inflight or not self._queue.empty()):
+                    await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._fail_waiting(KafkaUnavailable("the collector is shutting down"))
+        stopping = KafkaUnavailable("the collector is shutting down")
+        _settle(self._inflight, stopping)
+        self._fail_waiting(stopping)
         producer, self._producer = self._producer, None
         if producer is not None:
             await self._close(producer)
@@ -110,6 +119,8 @@ class Delivery:
 
     async def deliver(self, records: Sequence[Record]) -> None:
         """Return once the records are committed; KafkaUnavailable or Overloaded if not."""
+        if self._closing:
+            raise KafkaUnavailable("the collector is shutting down")
         if not self.connected:
             raise KafkaUnavailable(f"Kafka is unreachable ({self.last_error})")
         job = _Job(records)
@@ -168,11 +179,14 @@ class Delivery:
             try:
                 await self._connect()
                 attempt = 0
-            except _OUTAGES as exc:
+            except Exception as exc:  # whatever it was, keep trying: requests get 503 meanwhile
                 self.last_error = _describe(exc)
                 delay = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
                 attempt += 1
-                log.warning("Kafka unreachable (%s); retrying in %.1fs", self.last_error, delay)
+                if isinstance(exc, _OUTAGES):
+                    log.warning("Kafka unreachable (%s); retrying in %.1fs", self.last_error, delay)
+                else:
+                    log.exception("connecting to Kafka failed; retrying in %.1fs", delay)
                 await asyncio.sleep(delay)
 
     def _mark_down(self, exc: BaseException) -> None:
@@ -207,6 +221,7 @@ class Delivery:
     async def _commit_loop(self) -> None:
         while True:
             jobs = self._take_jobs(await self._queue.get())
+            self._inflight = jobs
             try:
                 await self._transaction([record for job in jobs for record in job.records])
             except _OUTAGES as exc:
@@ -222,6 +237,8 @@ class Delivery:
                 self._fail_waiting(KafkaUnavailable("the Kafka producer was reset"))
             else:
                 _settle(jobs, None)
+            finally:
+                self._inflight = []
 
     async def _transaction(self, records: list[Record]) -> None:
         producer = self._producer
