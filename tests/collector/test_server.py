@@ -137,6 +137,16 @@ def test_refused_requests_produce_nothing(settings: Settings) -> None:
                 "/v1/touchpoints", data=b"[" + b" " * limit + b"]", headers=WEB_AUTH
             )
             assert huge.status == 413
+
+            async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted on reading
+                yield b"["
+                for _ in range(limit // 65536 + 1):
+                    yield b" " * 65536
+                yield b"]"
+
+            chunked = await client.post("/v1/touchpoints", data=chunks(), headers=WEB_AUTH)
+            assert chunked.status == 413
+            assert (await chunked.json())["reason"] == "too_large"
             bad = fresh("web", "page_view")
             bad["occurred_at"] = "2024-05-01T10:00:00"  # naive
             invalid = await client.post(
