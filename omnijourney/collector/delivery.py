@@ -95,13 +95,14 @@ class Delivery:
             async with asyncio.timeout(self._timeout_s + 1):
                 while self.connected and (self._inflight or not self._queue.empty()):
                     await asyncio.sleep(0.05)
+        inflight = list(self._inflight)  # the commit loop forgets them when cancelled
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         stopping = KafkaUnavailable("the collector is shutting down")
-        _settle(self._inflight, stopping)
+        _settle(inflight, stopping)
         self._fail_waiting(stopping)
         producer, self._producer = self._producer, None
         if producer is not None:
