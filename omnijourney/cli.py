@@ -87,6 +87,21 @@ def _schemas(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _collector(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from omnijourney.collector.server import serve
+
+    asyncio.run(serve(settings, allow_dev_key=args.dev_key))
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.worker import run
+
+    return run(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="omnijourney", description=__doc__)
@@ -131,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("dir", metavar="DIR", help="directory to write the .schema.json files to")
     export.set_defaults(handler=_schemas)
+
+    collector = sub.add_parser(
+        "collector", help="the HTTP collector (POST /v1/touchpoints; docs at /docs)"
+    )
+    collector.add_argument(
+        "--dev-key",
+        action="store_true",
+        help="with no write keys configured, generate one for every channel and print it once "
+        "(loopback only)",
+    )
+    collector.set_defaults(handler=_collector)
+
+    sub.add_parser(
+        "worker", help="the Faust worker: ingest (validation, dead letters); /health on its port"
+    ).set_defaults(handler=_worker)
     return parser
 
 

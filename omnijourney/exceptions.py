@@ -73,3 +73,11 @@ class ClickHouseQueryError(OmnijourneyError):
         self.code = code
         self.name = name
         self.message = message
+
+
+class KafkaUnavailable(TransientError):
+    """Kafka did not acknowledge in time (broker down or unreachable); the caller retries."""
+
+
+class Overloaded(TransientError):
+    """Too much work is already waiting; the caller retries later."""

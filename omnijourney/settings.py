@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnijourney.exceptions import ConfigurationError
+from schemas.channel import Channel
+from schemas.limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 
 
 class KafkaSettings(BaseModel):
@@ -209,6 +212,129 @@ class PrivacySettings(BaseModel):
         return region
 
 
+class WriteKey(BaseModel):
+    """One collector write key: the secret a sender presents and the channels it may write."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    secret: SecretStr = Field(description="The bearer token (at least 16 characters).")
+    channels: tuple[Channel, ...] = Field(
+        min_length=1, description="Channels this key may write, e.g. ['pos'] for a till."
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("a write key secret needs at least 16 characters")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct(cls, value: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        return tuple(dict.fromkeys(value))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is a loopback one (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CollectorSettings(BaseModel):
+    """The HTTP collector: where it listens, who may write what, and its request limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Listen address (loopback by default).")
+    port: int = Field(default=8080, ge=0, le=65535, description="Listen port (0: any free one).")
+    write_keys: dict[str, WriteKey] = Field(
+        default_factory=dict,
+        description="Key name -> {secret, channels}; as JSON in OMNIJOURNEY_COLLECTOR__WRITE_KEYS.",
+    )
+    dev_write_key: bool = Field(
+        default=False,
+        description="With no write keys: generate one key for every channel and print it once "
+        "(loopback only; for local development).",
+    )
+    max_batch_events: int = Field(
+        default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS, description="Events per request."
+    )
+    max_body_bytes: int = Field(
+        default=MAX_BATCH_BYTES, ge=1024, le=MAX_BATCH_BYTES, description="Request body size."
+    )
+    kafka_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a request waits for Kafka before it is answered 503.",
+    )
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 answer.")
+    max_pending_requests: int = Field(
+        default=256, ge=1, description="Requests waiting for Kafka before new ones get 503."
+    )
+    transactional_id: str = Field(
+        default="",
+        description="Kafka transactional.id of this collector instance; empty: derived from "
+        "the host name and port. Two running collectors must never share one.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_usable(self) -> CollectorSettings:
+        secrets = [key.secret.get_secret_value() for key in self.write_keys.values()]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two write keys share one secret: each key needs its own")
+        for name in self.write_keys:
+            if not name or not name.isprintable() or len(name) > 64:
+                raise ValueError(f"write key name {name[:64]!r} must be 1-64 printable characters")
+        if self.dev_write_key and not is_loopback(self.host):
+            raise ValueError("dev_write_key is for local development: the host must be loopback")
+        return self
+
+
+class TopicSettings(BaseModel):
+    """How the pipeline's topics are created (existing topics are never altered)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partitions: int = Field(default=3, ge=1, description="Partitions of every pipeline topic.")
+    replication_factor: int = Field(default=1, ge=1, description="Replicas of every topic.")
+    raw_retention_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="Retention of touchpoints.<channel> (a foreign producer's clear PII may sit "
+        "there until the ingest stage hashes it: keep it short).",
+    )
+    deadletter_retention_days: float = Field(default=30.0, gt=0)
+
+
+class WorkerSettings(BaseModel):
+    """The Faust worker: app id (consumer group), table store and its web server."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    app_id: str = Field(
+        default="omnijourney",
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Faust app id: the consumer group and the prefix of internal topics.",
+    )
+    store: str = Field(
+        default="memory://",
+        pattern=r"^(memory|rocksdb|aerospike)://.*$",
+        description="Table store: memory:// (tests) or rocksdb:// (rocksdict, on disk).",
+    )
+    host: str = Field(default="127.0.0.1", description="Listen address of the web server.")
+    port: int = Field(default=6066, ge=1, le=65535, description="Port of /health and views.")
+    log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
+    commit_interval_s: float = Field(
+        default=2.8, gt=0, description="How often consumed offsets (and their outputs) commit."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, read once from OMNIJOURNEY_* variables and passed down."""
 
@@ -223,6 +349,9 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     def path(self, *parts: str) -> Path:
         """An absolute path below the data dir."""

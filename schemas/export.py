@@ -58,6 +58,16 @@ def _as_input(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def input_schema(ref_template: str) -> dict[str, Any]:
+    """The producer-input Touchpoint schema with references built from `ref_template`.
+
+    For embedding in other documents, e.g. OpenAPI with "#/components/schemas/{model}".
+    """
+    schema = TypeAdapter(Touchpoint).json_schema(mode="validation", ref_template=ref_template)
+    _drop_nested_discriminators(schema)
+    return _as_input(schema)
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every exported schema by file name."""
     version = f"v{SCHEMA_VERSION}"

@@ -8,6 +8,8 @@ from schemas.channel import CHANNELS, Channel
 
 TOPIC_PREFIX: Final = "touchpoints"
 DEADLETTER_TOPIC: Final = "touchpoints.deadletter"
+VALID_TOPIC: Final = "touchpoints.valid"
+"""Validated touchpoints (the ingest stage's output, the identity stage's input)."""
 
 
 def topic_for(channel: Channel) -> str:

@@ -26,17 +26,20 @@ from schemas.touchpoint import MODELS, Touchpoint, model_for
 
 __all__ = [
     "REASONS",
+    "Batch",
     "BatchResult",
     "Classification",
     "Reason",
     "Rejected",
     "classify",
     "correct_skew",
+    "decode_batch",
     "decode_touchpoint",
     "field_errors",
     "parse_batch",
     "parse_touchpoint",
     "partition_key",
+    "validate_batch",
     "validate_touchpoint",
 ]
 
@@ -272,28 +275,46 @@ def _batch_events(body: object) -> tuple[list[Any], object | None]:
     return body["batch"], body.get("sent_at")
 
 
-def parse_batch(raw: bytes, *, received_at: datetime, hasher: PiiHasher) -> BatchResult:
-    """Validate a request body: one event, an array of events, or {"batch": [...], "sent_at"}.
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The decoded events of a request body and its batch-level sent_at (not validated yet)."""
 
-    Body-level problems (too large, not JSON, too many events) raise InvalidTouchpoint;
-    event-level ones are returned per index. A batch-level sent_at applies to events
-    without their own.
+    events: tuple[Any, ...]
+    sent_at: object | None = None
+
+
+def decode_batch(
+    raw: bytes, *, max_events: int = MAX_BATCH_EVENTS, max_bytes: int = MAX_BATCH_BYTES
+) -> Batch:
+    """Decode a request body: one event, an array of events, or {"batch": [...], "sent_at"}.
+
+    Body-level problems (too large, not JSON, not a batch, too many events) raise
+    InvalidTouchpoint; the limits can be tightened below the contract's, never raised.
     """
-    if len(raw) > MAX_BATCH_BYTES:
+    max_bytes, max_events = min(max_bytes, MAX_BATCH_BYTES), min(max_events, MAX_BATCH_EVENTS)
+    if len(raw) > max_bytes:
         raise _invalid(
-            "too_large", "", f"body of {len(raw)} bytes exceeds the limit of {MAX_BATCH_BYTES}"
+            "too_large", "", f"body of {len(raw)} bytes exceeds the limit of {max_bytes}"
         )
     events, sent_at = _batch_events(_decode_json(raw))
-    if len(events) > MAX_BATCH_EVENTS:
+    if len(events) > max_events:
         raise _invalid(
-            "too_large", "batch", f"{len(events)} events exceed the limit of {MAX_BATCH_EVENTS}"
+            "too_large", "batch", f"{len(events)} events exceed the limit of {max_events}"
         )
+    return Batch(tuple(events), sent_at)
+
+
+def validate_batch(batch: Batch, *, received_at: datetime, hasher: PiiHasher) -> BatchResult:
+    """Validate every event of a decoded batch; refusals are returned by index, never raised.
+
+    A batch-level sent_at applies to events without their own.
+    """
     accepted: list[tuple[int, Touchpoint]] = []
     rejected: list[Rejected] = []
-    for index, item in enumerate(events):
+    for index, item in enumerate(batch.events):
         event = item
-        if sent_at is not None and isinstance(item, dict) and "sent_at" not in item:
-            event = {**item, "sent_at": sent_at}
+        if batch.sent_at is not None and isinstance(item, dict) and "sent_at" not in item:
+            event = {**item, "sent_at": batch.sent_at}
         try:
             size = len(orjson.dumps(event))
             if size > MAX_EVENT_BYTES:
@@ -306,6 +327,16 @@ def parse_batch(raw: bytes, *, received_at: datetime, hasher: PiiHasher) -> Batc
         except InvalidTouchpoint as exc:
             rejected.append(Rejected(index, cast(Reason, exc.reason), exc.errors))
     return BatchResult(tuple(accepted), tuple(rejected))
+
+
+def parse_batch(raw: bytes, *, received_at: datetime, hasher: PiiHasher) -> BatchResult:
+    """Validate a request body: one event, an array of events, or {"batch": [...], "sent_at"}.
+
+    Body-level problems (too large, not JSON, too many events) raise InvalidTouchpoint;
+    event-level ones are returned per index. A batch-level sent_at applies to events
+    without their own.
+    """
+    return validate_batch(decode_batch(raw), received_at=received_at, hasher=hasher)
 
 
 @dataclass(frozen=True, slots=True)

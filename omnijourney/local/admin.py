@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -154,3 +154,37 @@ async def ensure_topics(
         return sorted(created)
     finally:
         await admin.close()
+
+
+class TopicSpecLike(Protocol):
+    """What `declare_topics` needs to know of a topic (e.g. `streams.topics.TopicSpec`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def partitions(self) -> int: ...
+    @property
+    def config(self) -> Mapping[str, str]: ...
+
+
+async def declare_topics(
+    bootstrap: str,
+    specs: Iterable[TopicSpecLike],
+    *,
+    replication_factor: int = 1,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the missing topics of `specs`, each with its own config; the names created."""
+    groups: dict[tuple[tuple[str, str], ...], dict[str, int]] = {}
+    for spec in specs:
+        groups.setdefault(tuple(sorted(spec.config.items())), {})[spec.name] = spec.partitions
+    created: list[str] = []
+    for config, topics in groups.items():
+        created += await ensure_topics(
+            bootstrap,
+            topics,
+            replication_factor=replication_factor,
+            config=dict(config),
+            timeout_s=timeout_s,
+        )
+    return sorted(created)
