@@ -321,7 +321,7 @@ async def to_collector(
             tally.count(item)
             last = item.send_at
             if item.raw is not None and not _is_json(item.raw):
-                await flush()
+                # alone, as the whole body (an array cannot hold it); valid events keep order
                 await _post(session, endpoint, item.raw, 1, tally)
             else:
                 if item.raw is not None:
