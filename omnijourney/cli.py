@@ -119,6 +119,26 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from omnijourney import html_report
+    from omnijourney.exceptions import ConfigurationError
+
+    if args.truth is None:
+        raise ConfigurationError(
+            "reading journeys from ClickHouse is not wired yet: pass --truth FILE (a "
+            "simulation's ground truth) to draw its journeys"
+        )
+    with args.truth.open("rb") as truth_file:
+        journeys = html_report.journeys_from_truth(truth_file)
+    data = html_report.summarize(journeys, title=args.title, generated_at=datetime.now(UTC))
+    args.html.parent.mkdir(parents=True, exist_ok=True)
+    args.html.write_text(html_report.render(data), encoding="utf-8")
+    print(f"wrote {args.html} ({data.journeys:,} journeys)")
+    return 0
+
+
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = sub.add_parser(
         "simulate",
@@ -185,6 +205,14 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="JSON lines: {type: identifier, id, customer} and {type: journey|session, id, events}",
     )
     ev.set_defaults(handler=_evaluate)
+
+    report = sub.add_parser("report", help="the journeys as one self-contained HTML page")
+    report.add_argument("--html", type=Path, required=True, metavar="FILE", help="page to write")
+    report.add_argument(
+        "--truth", type=Path, default=None, metavar="FILE", help="draw a simulation's journeys"
+    )
+    report.add_argument("--title", default="omnijourney: customer journeys")
+    report.set_defaults(handler=_report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ HOUR: Final = 3_600
 
 MISSION_KINDS: Final = ("web_only", "ropo", "showrooming", "store_only")
 _MISSION_WEIGHTS: Final = (38, 22, 10, 30)
-_MISSION_BUYS: Final = {"web_only": 0.40, "ropo": 0.60, "showrooming": 0.55, "store_only": 0.75}
+_MISSION_BUYS: Final = {"web_only": 0.35, "ropo": 0.60, "showrooming": 0.55, "store_only": 0.75}
 _ONLINE_HOURS: Final = tuple(
     itertools.accumulate(
         (

@@ -186,6 +186,7 @@ class TruthBuilder:
                 "journey": journey.journey_id,
                 "person": self.people[person].person_id,
                 "events": [event_id for _, event_id, _, _ in events],
+                "touches": [f"{channel}/{type_}" for _, _, channel, type_ in events],
                 "channels": path,
                 "converted": converted is not None,
                 "conversion": None
