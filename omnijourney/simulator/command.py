@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from omnijourney.exceptions import ConfigurationError
+from omnijourney.exceptions import ConfigurationError, TransientError
 from omnijourney.settings import Settings
 from omnijourney.simulator.config import SimulationConfig
 from omnijourney.simulator.delivery import (
@@ -108,22 +108,28 @@ def run(
     progress = Progress(config.start_ts, config.end_ts, stderr, enabled=options.progress)
     items = simulate(config, hasher)
     summary: dict[str, Any] = {}
-    with truth_path.open("wb") as truth_file:
+    partial = truth_path.with_name(truth_path.name + ".partial")
+    with partial.open("wb") as truth_file:
 
         def keep(record: TruthRecord) -> None:
             truth_file.write(record.line())
             if record.type == "summary":
                 summary.update(record.data)
 
-        tally = _deliver(
-            settings,
-            options,
-            items,
-            keep=keep,
-            stamper=stamper,
-            progress=progress,
-            hasher=hasher,
-        )
+        try:
+            tally = _deliver(
+                settings,
+                options,
+                items,
+                keep=keep,
+                stamper=stamper,
+                progress=progress,
+                hasher=hasher,
+            )
+        except BaseException:
+            partial.unlink()  # a truth without its events would mislead `evaluate`
+            raise
+    partial.replace(truth_path)
     return _report(options, tally, summary, truth_path, config)
 
 
@@ -163,19 +169,27 @@ def _deliver(
                 progress=progress,
             )
         )
-    return asyncio.run(
-        to_kafka(
-            items,
-            bootstrap=settings.kafka.bootstrap,
-            emitter=Emitter(hasher),
-            stamper=stamper,
-            truth=keep,
-            pacer=pacer,
-            progress=progress,
-            prefix=options.topic_prefix,
-            partitions=settings.kafka.default_partitions,
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        return asyncio.run(
+            to_kafka(
+                items,
+                bootstrap=settings.kafka.bootstrap,
+                emitter=Emitter(hasher),
+                stamper=stamper,
+                truth=keep,
+                pacer=pacer,
+                progress=progress,
+                prefix=options.topic_prefix,
+                partitions=settings.kafka.default_partitions,
+            )
         )
-    )
+    except KafkaConnectionError:
+        raise TransientError(
+            f"cannot reach Kafka at {settings.kafka.bootstrap}: start the local broker with "
+            "`omnijourney kafka start` (or set OMNIJOURNEY_KAFKA__BOOTSTRAP_SERVERS)"
+        ) from None
 
 
 def _report(

@@ -231,9 +231,11 @@ async def to_kafka(
             pending.append(await producer.send(topic, value, key=key or None))
             tally.count(item)
             last = item.send_at
-            if len(pending) >= _GATHER_EVERY:
-                await asyncio.gather(*pending)  # surfaces delivery errors, bounds memory
-                pending.clear()
+            if len(pending) >= 2 * _GATHER_EVERY:
+                # the older half: surfaces delivery errors and bounds memory while the newer
+                # half keeps the producer busy
+                await asyncio.gather(*pending[:_GATHER_EVERY])
+                del pending[:_GATHER_EVERY]
             if (delay := pacer.delay(tally.records)) > 0.005:
                 await asyncio.sleep(delay)
             progress.update(tally.records, last)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from omnijourney.cli import build_parser
-from omnijourney.exceptions import ConfigurationError
+from omnijourney.exceptions import ConfigurationError, TransientError
 from omnijourney.settings import PrivacySettings, Settings, load_settings
 from omnijourney.simulator.command import SimulateOptions, default_start, parse_start, run
 from omnijourney.simulator.truth import read_truth
@@ -77,6 +78,25 @@ def test_collector_needs_a_write_key_and_excludes_a_file(tmp_path: Path) -> None
     )
     with pytest.raises(ConfigurationError, match="exclude each other"):
         run(_settings(tmp_path), opts, clock=lambda: NOW)
+
+
+def test_an_unreachable_broker_is_named_and_leaves_no_truth(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    kafka = settings.kafka.model_copy(update={"port": _free_port()})
+    settings = settings.model_copy(update={"kafka": kafka})
+    truth = tmp_path / "truth.jsonl"
+    opts = SimulateOptions(
+        customers=5, days=1, start=datetime(2024, 5, 1, tzinfo=UTC), out_truth=truth
+    )
+    with pytest.raises(TransientError, match="cannot reach Kafka"):
+        run(settings, opts, clock=lambda: NOW, stderr=io.StringIO())
+    assert list(tmp_path.glob("truth.jsonl*")) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_start_dates() -> None:
