@@ -538,10 +538,10 @@ class Life:
         upload = self._upload_time(ts, till)
         props_base: dict[str, Any] = {"store_id": store.store_id, "till_id": till.till_id}
         ids = []
-        enrolled = False
+        enrolled: str | None = None
         if person.loyalty_id is None and buy and rng.random() < 0.04:
             enrolled = self._enrol(person)
-        if person.loyalty_id is not None and (enrolled or rng.random() < 0.75):
+        if person.loyalty_id is not None and (enrolled is not None or rng.random() < 0.75):
             loyalty: Ident = ("loyalty_id", person.loyalty_id, "")
             ts = self._emit(
                 person, ts, "pos/loyalty_scan", [loyalty], props_base, tags=tags, upload=upload
@@ -577,16 +577,18 @@ class Life:
         }
         ts = self._emit(person, ts, "pos/purchase", ids, props, tags=tags, upload=upload)
         self._follow_up(person, ts, Order(receipt, "pos", lines, total, receipt=True))
-        if enrolled:
-            self._crm(person, ts + rng.randint(60, 3600), "updated")
+        if enrolled is not None:
+            self._crm(person, ts + rng.randint(60, 3600), enrolled)
 
-    def _enrol(self, person: Person) -> bool:
-        """Join the loyalty programme at the till (an account comes with it)."""
+    def _enrol(self, person: Person) -> str:
+        """Join the loyalty programme at the till (an account comes with it): the CRM action."""
         self.stats.enrolments += 1
+        action = "updated"
         if person.customer_id is None:
             person.customer_id = self.ids.customer_id()
+            action = "created"
         person.loyalty_id = self.ids.loyalty_id()
-        return True
+        return action
 
     def _upload_time(self, ts: int, till: Till) -> int | None:
         if not till.batch:

@@ -7,6 +7,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -117,3 +118,36 @@ def test_cli_arguments() -> None:
     assert args.days == 7 and args.topic_prefix == "touchpoints"
     args = build_parser().parse_args(["evaluate", "--truth", "t", "--predicted", "p"])
     assert args.truth == Path("t")
+
+
+def test_evaluate_and_report_commands_on_a_truth_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omnijourney.cli import main
+
+    _, truth_bytes, _ = _to_file(tmp_path, "t", seed=8)
+    truth_path = tmp_path / "t.truth.jsonl"
+    truth = read_truth(truth_bytes.splitlines())
+    # a pipeline that got everything right: one customer per person, the true journeys
+    lines = [
+        orjson.dumps({"type": "identifier", "id": ident, "customer": f"cust-{person}"})
+        for ident, person in truth.identifiers.items()
+    ]
+    lines += [
+        orjson.dumps({"type": "journey", "id": f"j{n}", "events": list(events)})
+        for n, events in enumerate(truth.journeys.values())
+    ]
+    predicted = tmp_path / "predicted.jsonl"
+    predicted.write_bytes(b"\n".join(lines))
+    monkeypatch.setenv("OMNIJOURNEY_DATA_DIR", str(tmp_path / "data"))
+    assert main(["evaluate", "--truth", str(truth_path), "--predicted", str(predicted)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[1].split() == ["precision", "1.0000"]
+    assert "0 (must be 0)" in table
+    assert f"{len(truth.journeys):,} of {len(truth.journeys):,} true" in table
+
+    page = tmp_path / "report.html"
+    assert main(["report", "--html", str(page), "--truth", str(truth_path)]) == 0
+    assert "Channel transitions in journeys" in page.read_text(encoding="utf-8")
+    assert main(["report", "--html", str(page)]) == 1
+    assert "not wired yet" in capsys.readouterr().err
