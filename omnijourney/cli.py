@@ -102,6 +102,137 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings)
 
 
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.simulator.command import SimulateOptions, parse_start, run
+
+    options = SimulateOptions(
+        customers=args.customers,
+        days=args.days,
+        start=None if args.start is None else parse_start(args.start),
+        seed=args.seed,
+        out_truth=args.out_truth,
+        rate=args.rate,
+        via_collector=args.via_collector,
+        write_key=args.write_key,
+        to_file=args.to_file,
+        topic_prefix=args.topic_prefix,
+        sent_at=args.sent_at,
+        malformed_share=args.malformed_share,
+        duplicate_share=args.duplicate_share,
+        progress=not args.quiet,
+    )
+    print(run(settings, options))
+    return 0
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney import evaluation
+    from omnijourney.simulator.truth import read_truth
+
+    with args.truth.open("rb") as truth_file:
+        truth = read_truth(truth_file)
+    with args.predicted.open("rb") as predicted_file:
+        predicted = evaluation.read_prediction(predicted_file)
+    print(evaluation.format_table(evaluation.evaluate(truth, predicted)))
+    return 0
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from omnijourney import html_report
+    from omnijourney.exceptions import ConfigurationError
+
+    if args.truth is None:
+        raise ConfigurationError(
+            "reading journeys from ClickHouse is not wired yet: pass --truth FILE (a "
+            "simulation's ground truth) to draw its journeys"
+        )
+    with args.truth.open("rb") as truth_file:
+        journeys = html_report.journeys_from_truth(truth_file)
+    data = html_report.summarize(journeys, title=args.title, generated_at=datetime.now(UTC))
+    args.html.parent.mkdir(parents=True, exist_ok=True)
+    args.html.write_text(html_report.render(data), encoding="utf-8")
+    print(f"wrote {args.html} ({data.journeys:,} journeys)")
+    return 0
+
+
+def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="seeded omnichannel customers -> Kafka (or the collector), plus the ground truth",
+        description="Simulate customers across web, app, stores, call center, email/SMS and "
+        "CRM; send their touchpoints; write the ground truth (JSON lines) for `evaluate`.",
+    )
+    sim.add_argument("--customers", type=int, default=1000, help="people (default 1000)")
+    sim.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
+    sim.add_argument(
+        "--start",
+        default=None,
+        help="first simulated day, YYYY-MM-DD in UTC (default: the last --days days)",
+    )
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same events (default 1)")
+    sim.add_argument(
+        "--out-truth",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="ground truth file (default <data_dir>/simulation/truth-seed<N>.jsonl)",
+    )
+    sim.add_argument(
+        "--rate", type=float, default=None, help="records per second (default: as fast as possible)"
+    )
+    sim.add_argument(
+        "--via-collector", default=None, metavar="URL", help="POST to the HTTP collector instead"
+    )
+    sim.add_argument("--write-key", default=None, metavar="KEY", help="collector write key")
+    sim.add_argument(
+        "--to-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the Kafka records (topic, key, value per line) instead of producing them",
+    )
+    sim.add_argument(
+        "--topic-prefix",
+        default="touchpoints",
+        help="produce to <prefix>.<channel> (default touchpoints)",
+    )
+    sim.add_argument(
+        "--sent-at",
+        choices=["wall", "simulated", "none"],
+        default="wall",
+        help="sent_at stamped by the sender: the real clock (default), the simulated upload "
+        "time (byte-identical runs; right only in real time), or none",
+    )
+    sim.add_argument("--malformed-share", type=float, default=0.005)
+    sim.add_argument("--duplicate-share", type=float, default=0.01)
+    sim.add_argument("--quiet", action="store_true", help="no progress line")
+    sim.set_defaults(handler=_simulate)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score what the pipeline produced against a simulation's ground truth",
+    )
+    ev.add_argument("--truth", type=Path, required=True, metavar="FILE")
+    ev.add_argument(
+        "--predicted",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="JSON lines: {type: identifier, id, customer} and {type: journey|session, id, events}",
+    )
+    ev.set_defaults(handler=_evaluate)
+
+    report = sub.add_parser("report", help="the journeys as one self-contained HTML page")
+    report.add_argument("--html", type=Path, required=True, metavar="FILE", help="page to write")
+    report.add_argument(
+        "--truth", type=Path, default=None, metavar="FILE", help="draw a simulation's journeys"
+    )
+    report.add_argument("--title", default="omnijourney: customer journeys")
+    report.set_defaults(handler=_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="omnijourney", description=__doc__)
@@ -161,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "worker", help="the Faust worker: ingest (validation, dead letters); /health on its port"
     ).set_defaults(handler=_worker)
+    _add_simulate(sub)
     return parser
 
 

@@ -343,9 +343,7 @@ def test_the_secret_template_holds_placeholders_only() -> None:
     assert values
     # Every value is a placeholder (JSON-valued ones keep their shape around REPLACE_ME).
     assert all(value == "REPLACE_ME" or "REPLACE_ME" in value for value in values.values())
-    assert all(
-        value == "REPLACE_ME" or value.lstrip().startswith("{") for value in values.values()
-    )
+    assert all(value == "REPLACE_ME" or value.lstrip().startswith("{") for value in values.values())
     assert "data" not in secret
 
 
