@@ -1,0 +1,640 @@
+"""Sessions and journeys of one customer, in event time.
+
+The open (unsealed) touches of a customer are kept sorted by (occurred_at, event_id), and
+sessions and journeys are what one greedy left-to-right walk over them makes:
+
+* a journey starts at the first touch, after a conversion (unless the touch is a follow-up
+  within the follow-up window: a call about the order), after more than `inactivity` without
+  a touch, or when it would span more than `max_duration`;
+* inside a journey, a session is one channel's touches, cut by the channel's gap and length.
+
+A touch that sorts after every open touch (the common case) is one more step of that walk.
+One that sorts in between (late, within the allowed lateness) or a merge of two customers
+re-walks the open touches and emits, as new versions, only what differs: sessions and
+journeys whose content changed, with the ids they supersede, and touchpoints whose session,
+journey or position changed. Ids are named after first touches, so equal content gets equal
+ids whatever the arrival order.
+
+The customer's watermark is the latest event time it saw (or the processing time of a tick).
+A touch older than the watermark minus its channel's lateness is late: it is emitted flagged
+and changes nothing. A journey whose end is more than the largest lateness behind the
+watermark can never change again: it is emitted once more as final and evicted, so state
+stays bounded; event ids are remembered for the dedupe horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from streams.core.config import CoreConfig
+from streams.core.ids import journey_id, session_id
+from streams.core.model import Touch
+from streams.core.records import (
+    CONVERTED,
+    EXPIRED,
+    OPEN,
+    SUPERSEDED,
+    ChannelSwitch,
+    Conversion,
+    EnrichedTouchpoint,
+    JourneyStatus,
+    JourneyUpdate,
+    Record,
+    SessionUpdate,
+)
+
+_NEVER: Final = -(2**62)
+_US: Final = 1_000_000
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * _US)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRules:
+    """The journey and session rules in integer microseconds, for the hot path."""
+
+    channels: Mapping[str, tuple[int, int, int]]
+    """channel -> (session gap, max session, allowed lateness)."""
+    default_channel: tuple[int, int, int]
+    conversion_types: frozenset[str]
+    follow_up_types: frozenset[str]
+    identity_only_channels: frozenset[str]
+    inactivity: int
+    max_duration: int
+    follow_up_window: int
+    horizon: int
+    """The largest allowed lateness: journeys ending further back are sealed."""
+    dedupe: int
+
+    @classmethod
+    def of(cls, config: CoreConfig) -> TimelineRules:
+        """Compile a configuration."""
+
+        def triple(name: str) -> tuple[int, int, int]:
+            rule = config.channel(name)
+            return (
+                _us(rule.session_gap.total_seconds()),
+                _us(rule.max_session.total_seconds()),
+                _us(rule.allowed_lateness.total_seconds()),
+            )
+
+        journeys = config.journeys
+        return cls(
+            channels={name: triple(name) for name in config.channels},
+            default_channel=triple("\0default"),
+            conversion_types=journeys.conversion_types,
+            follow_up_types=journeys.follow_up_types,
+            identity_only_channels=journeys.identity_only_channels,
+            inactivity=_us(journeys.inactivity.total_seconds()),
+            max_duration=_us(journeys.max_duration.total_seconds()),
+            follow_up_window=_us(journeys.follow_up_window.total_seconds()),
+            horizon=_us(config.max_lateness.total_seconds()),
+            dedupe=_us(config.dedupe_horizon.total_seconds()),
+        )
+
+
+class _Point:
+    """An open touch and where the walk placed it."""
+
+    __slots__ = (
+        "channel",
+        "converts",
+        "event_id",
+        "follows_up",
+        "journey_id",
+        "position",
+        "previous_channel",
+        "session_id",
+        "touch",
+        "ts",
+    )
+
+    def __init__(self, touch: Touch, rules: TimelineRules) -> None:
+        self.touch = touch
+        self.ts = touch.occurred_us
+        self.event_id = touch.event_id
+        self.channel = touch.channel
+        self.converts = touch.type in rules.conversion_types
+        self.follows_up = touch.type in rules.follow_up_types
+        self.session_id = ""
+        self.journey_id = ""
+        self.position = 0
+        self.previous_channel: str | None = None
+
+    def after(self, other: _Point) -> bool:
+        """Whether this touch sorts after the other by (occurred_at, event_id)."""
+        return self.ts > other.ts or (self.ts == other.ts and self.event_id > other.event_id)
+
+    def placement(self, customer_id: str) -> tuple[str, str, str, int, str | None]:
+        """What an enriched touchpoint of it says (compared to find what changed)."""
+        return (
+            customer_id,
+            self.session_id,
+            self.journey_id,
+            self.position,
+            self.previous_channel,
+        )
+
+
+class _Session:
+    """One channel's run of touches inside a journey."""
+
+    __slots__ = ("count", "first", "journey_id", "last", "session_id")
+
+    def __init__(self, first: _Point, journey: str) -> None:
+        self.session_id = session_id(first.event_id, first.ts)
+        self.journey_id = journey
+        self.first = first
+        self.last = first
+        self.count = 1
+
+    def content(self, customer_id: str) -> tuple[str, str, str, str, int]:
+        """What a session update says (compared to find what changed)."""
+        return (customer_id, self.journey_id, self.first.event_id, self.last.event_id, self.count)
+
+    def record(
+        self,
+        customer_id: str,
+        version: int,
+        supersedes: tuple[str, ...] = (),
+        superseded_by: str | None = None,
+    ) -> SessionUpdate:
+        """The session as an output record."""
+        first, last = self.first, self.last
+        return SessionUpdate(
+            self.session_id,
+            customer_id,
+            self.journey_id,
+            first.channel,
+            first.touch.occurred_at,
+            last.touch.occurred_at,
+            self.count,
+            first.event_id,
+            last.event_id,
+            version,
+            supersedes,
+            superseded_by,
+        )
+
+
+class _Journey:
+    """A customer's cross-channel path: its touches, sessions, channel switches, conversion."""
+
+    __slots__ = (
+        "conversion",
+        "converted_us",
+        "current",
+        "events",
+        "journey_id",
+        "path",
+        "session_ids",
+        "sessions",
+        "switches",
+    )
+
+    def __init__(self, first: _Point) -> None:
+        self.journey_id = journey_id(first.event_id, first.ts)
+        self.events: list[_Point] = []
+        self.sessions: list[_Session] = []
+        self.current: dict[str, _Session] = {}
+        """channel -> its latest session (the one a later touch may extend)."""
+        self.session_ids: tuple[str, ...] = ()
+        self.path: tuple[str, ...] = ()
+        self.switches: tuple[ChannelSwitch, ...] = ()
+        self.conversion: Conversion | None = None
+        self.converted_us = 0
+
+    def add(self, point: _Point, gap: int, longest: int) -> _Session:
+        """Append a touch that sorts after all of the journey's touches."""
+        channel = point.channel
+        session = self.current.get(channel)
+        if (
+            session is None
+            or point.ts - session.last.ts > gap
+            or point.ts - session.first.ts > longest
+        ):
+            session = _Session(point, self.journey_id)
+            self.sessions.append(session)
+            self.current[channel] = session
+            self.session_ids = (*self.session_ids, session.session_id)
+        else:
+            session.last = point
+            session.count += 1
+        events = self.events
+        if events:
+            previous = events[-1].channel
+            point.previous_channel = previous
+            if previous != channel:
+                self.path = (*self.path, channel)
+                at = point.touch.occurred_at
+                self.switches = (
+                    *self.switches,
+                    ChannelSwitch(previous, channel, at, point.event_id),
+                )
+        else:
+            point.previous_channel = None
+            self.path = (channel,)
+        events.append(point)
+        point.position = len(events)
+        point.session_id = session.session_id
+        point.journey_id = self.journey_id
+        if point.converts and self.conversion is None:
+            self.converted_us = point.ts
+            touch = point.touch
+            self.conversion = Conversion(
+                touch.event_id,
+                touch.type,
+                touch.channel,
+                touch.occurred_at,
+                touch.value,
+                touch.currency,
+            )
+        return session
+
+    def content(self, customer_id: str, status: str) -> tuple[str, str, str, str, int]:
+        """What a journey update says (its touches are the contiguous run first..last)."""
+        return (
+            customer_id,
+            status,
+            self.events[0].event_id,
+            self.events[-1].event_id,
+            len(self.events),
+        )
+
+    def record(
+        self,
+        customer_id: str,
+        status: JourneyStatus,
+        version: int,
+        supersedes: tuple[str, ...] = (),
+        superseded_by: str | None = None,
+    ) -> JourneyUpdate:
+        """The journey as an output record."""
+        first, last = self.events[0], self.events[-1]
+        return JourneyUpdate(
+            self.journey_id,
+            customer_id,
+            status,
+            False,
+            first.touch.occurred_at,
+            last.touch.occurred_at,
+            first.channel,
+            last.channel,
+            first.event_id,
+            last.event_id,
+            len(self.events),
+            self.session_ids,
+            self.path,
+            self.switches,
+            self.conversion,
+            version,
+            supersedes,
+            superseded_by,
+        )
+
+
+class _Before:
+    """What was emitted before a re-walk (the baseline the new versions are diffed against)."""
+
+    __slots__ = ("journeys", "sessions", "touches")
+
+    def __init__(self) -> None:
+        self.journeys: dict[str, tuple[tuple[str, str, str, str, int], _Journey]] = {}
+        self.sessions: dict[str, tuple[tuple[str, str, str, str, int], _Session]] = {}
+        self.touches: dict[str, tuple[str, str, str, int, str | None]] = {}
+
+
+class Timeline:
+    """Open sessions and journeys of one customer, with its watermark and dedupe memory."""
+
+    __slots__ = (
+        "customer_id",
+        "journeys",
+        "pruned_at",
+        "revision",
+        "rules",
+        "sealed",
+        "seen",
+        "watermark",
+    )
+
+    def __init__(self, customer_id: str, rules: TimelineRules) -> None:
+        self.customer_id = customer_id
+        self.rules = rules
+        self.watermark = _NEVER
+        self.revision = 0
+        """Version of the records of the last change (grows, also across merges)."""
+        self.journeys: list[_Journey] = []
+        self.seen: dict[str, int] = {}
+        """event id -> occurred_at (µs) of every touch within the dedupe horizon."""
+        self.sealed: list[tuple[int, int, str]] = []
+        """(first, last, journey id) of sealed journeys, to attach late touches to."""
+        self.pruned_at = _NEVER
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def knows(self, event_id: str) -> bool:
+        """Whether the touch was seen already (a duplicate changes nothing)."""
+        return event_id in self.seen
+
+    def add(self, touch: Touch) -> list[Record]:
+        """Place a new touch (the caller checked `knows`) and return what changed."""
+        rules = self.rules
+        ts = touch.occurred_us
+        self.seen[touch.event_id] = ts
+        self.revision += 1
+        channel = touch.channel
+        if channel in rules.identity_only_channels:
+            return [self._touchpoint(touch, None, False)]
+        gap, longest, lateness = rules.channels.get(channel, rules.default_channel)
+        before = self.watermark
+        if ts < before - lateness:
+            return [self._touchpoint(touch, self._attach(ts), True)]
+        if ts > before:
+            self.watermark = ts
+        point = _Point(touch, rules)
+        journeys = self.journeys
+        if not journeys or point.after(journeys[-1].events[-1]):
+            records = self._append(point, gap, longest, before)
+        else:
+            baseline = self._capture()
+            points = self._points()
+            points.append(point)
+            points.sort(key=_order)
+            records = self._rewalk(points, baseline)
+        if self._end(self.journeys[0]) < self.watermark - rules.horizon:
+            self._seal(records)
+        self._prune()
+        return records
+
+    def advance(self, now_us: int) -> list[Record]:
+        """Processing time reached `now_us`: expire idle journeys, seal and evict old ones."""
+        before = self.watermark
+        if now_us <= before:
+            return []
+        self.watermark = now_us
+        self.revision += 1
+        records: list[Record] = []
+        if self.journeys:
+            last = self.journeys[-1]
+            if self._status(last, before) != self._status(last, now_us):
+                records.append(
+                    last.record(self.customer_id, self._status(last, now_us), self.revision)
+                )
+        self._seal(records)
+        self._prune()
+        return records
+
+    def absorb(self, other: Timeline) -> list[Record]:
+        """Take over a merged customer's timeline: open journeys of both re-walked together."""
+        baseline = self._capture()
+        theirs = other._capture()
+        baseline.journeys.update(theirs.journeys)
+        baseline.sessions.update(theirs.sessions)
+        baseline.touches.update(theirs.touches)
+        points = self._points()
+        points.extend(p for p in other._points() if p.event_id not in self.seen)
+        points.sort(key=_order)
+        for event_id, ts in other.seen.items():
+            self.seen.setdefault(event_id, ts)
+        self.sealed = sorted({*self.sealed, *other.sealed})
+        self.watermark = max(self.watermark, other.watermark)
+        self.revision = max(self.revision, other.revision) + 1
+        records = self._rewalk(points, baseline)
+        self._seal(records)
+        self._prune()
+        return records
+
+    # --- the walk ----------------------------------------------------------------------------
+
+    def _place(self, point: _Point) -> tuple[_Journey, _Session]:
+        """One step of the walk: extend the last journey or start a new one."""
+        rules = self.rules
+        journeys = self.journeys
+        journey = journeys[-1] if journeys else None
+        if journey is None or not self._joins(journey, point):
+            journey = _Journey(point)
+            journeys.append(journey)
+        gap, longest, _ = rules.channels.get(point.channel, rules.default_channel)
+        return journey, journey.add(point, gap, longest)
+
+    def _joins(self, journey: _Journey, point: _Point) -> bool:
+        """Whether a touch after the journey's last one still belongs to it."""
+        if journey.conversion is not None and not point.follows_up:
+            return False
+        return point.ts <= self._end(journey)
+
+    def _end(self, journey: _Journey) -> int:
+        """The latest event time a touch may have and still join the journey."""
+        rules = self.rules
+        if journey.conversion is not None:
+            return journey.converted_us + rules.follow_up_window
+        return min(
+            journey.events[-1].ts + rules.inactivity,
+            journey.events[0].ts + rules.max_duration,
+        )
+
+    def _status(self, journey: _Journey, watermark: int) -> JourneyStatus:
+        if journey.conversion is not None:
+            return CONVERTED
+        return EXPIRED if watermark > self._end(journey) else OPEN
+
+    def _append(self, point: _Point, gap: int, longest: int, before: int) -> list[Record]:
+        """The common case: the touch sorts after every open touch."""
+        journeys = self.journeys
+        previous = journeys[-1] if journeys else None
+        if previous is not None and self._joins(previous, point):
+            journey = previous
+        else:
+            journey = _Journey(point)
+            journeys.append(journey)
+        session = journey.add(point, gap, longest)
+        customer, version, watermark = self.customer_id, self.revision, self.watermark
+        records: list[Record] = [
+            EnrichedTouchpoint(
+                point.touch,
+                customer,
+                point.session_id,
+                point.journey_id,
+                point.position,
+                point.previous_channel,
+                False,
+                version,
+            ),
+            session.record(customer, version),
+            journey.record(customer, self._status(journey, watermark), version),
+        ]
+        if previous is not None and previous is not journey:
+            status = self._status(previous, watermark)
+            if status != self._status(previous, before):
+                records.append(previous.record(customer, status, version))
+        return records
+
+    def _points(self) -> list[_Point]:
+        return [point for journey in self.journeys for point in journey.events]
+
+    def _capture(self) -> _Before:
+        """The current open journeys, sessions and placements, as last emitted."""
+        before = _Before()
+        customer = self.customer_id
+        for journey in self.journeys:
+            status = self._status(journey, self.watermark)
+            before.journeys[journey.journey_id] = (journey.content(customer, status), journey)
+            for session in journey.sessions:
+                before.sessions[session.session_id] = (session.content(customer), session)
+            for point in journey.events:
+                before.touches[point.event_id] = point.placement(customer)
+        return before
+
+    def _rewalk(self, points: list[_Point], before: _Before) -> list[Record]:
+        """Rebuild the open journeys from sorted touches; emit what differs from `before`."""
+        self.journeys = []
+        for point in points:
+            self._place(point)
+        customer, version = self.customer_id, self.revision
+        records: list[Record] = []
+        for point in points:
+            if before.touches.get(point.event_id) != point.placement(customer):
+                records.append(self._touchpoint(point.touch, None, False, point))
+        # A vanished session or journey is superseded by the one that now holds its first touch.
+        session_heirs: dict[str, list[str]] = {}
+        tombstones: list[Record] = []
+        sessions = {s.session_id for journey in self.journeys for s in journey.sessions}
+        for old_id, (_, old) in before.sessions.items():
+            if old_id not in sessions:
+                heir = old.first.session_id
+                session_heirs.setdefault(heir, []).append(old_id)
+                tombstones.append(old.record(customer, version, superseded_by=heir))
+        journey_heirs: dict[str, list[str]] = {}
+        journey_ids = {journey.journey_id for journey in self.journeys}
+        for old_id, (_, old_journey) in before.journeys.items():
+            if old_id not in journey_ids:
+                heir = old_journey.events[0].journey_id
+                journey_heirs.setdefault(heir, []).append(old_id)
+                tombstones.append(
+                    old_journey.record(customer, SUPERSEDED, version, superseded_by=heir)
+                )
+        for journey in self.journeys:
+            for session in journey.sessions:
+                sid = session.session_id
+                seen = before.sessions.get(sid)
+                if seen is None or seen[0] != session.content(customer):
+                    heirs = tuple(session_heirs.get(sid, ()))
+                    records.append(session.record(customer, version, heirs))
+        for journey in self.journeys:
+            jid = journey.journey_id
+            status = self._status(journey, self.watermark)
+            seen_journey = before.journeys.get(jid)
+            if seen_journey is None or seen_journey[0] != journey.content(customer, status):
+                heirs = tuple(journey_heirs.get(jid, ()))
+                records.append(journey.record(customer, status, version, heirs))
+        records.extend(tombstones)
+        return records
+
+    # --- late touches, sealing, pruning ------------------------------------------------------
+
+    def _touchpoint(
+        self, touch: Touch, journey: str | None, late: bool, point: _Point | None = None
+    ) -> EnrichedTouchpoint:
+        if point is None:
+            return EnrichedTouchpoint(
+                touch, self.customer_id, None, journey, None, None, late, self.revision
+            )
+        return EnrichedTouchpoint(
+            touch,
+            self.customer_id,
+            point.session_id,
+            point.journey_id,
+            point.position,
+            point.previous_channel,
+            late,
+            self.revision,
+        )
+
+    def _attach(self, ts: int) -> str | None:
+        """The journey a late touch falls into by time, as best known (None if evicted)."""
+        for journey in reversed(self.journeys):
+            if journey.events[0].ts <= ts <= journey.events[-1].ts:
+                return journey.journey_id
+        for first, last, sealed_id in reversed(self.sealed):
+            if first <= ts <= last:
+                return sealed_id
+        return None
+
+    def _seal(self, records: list[Record]) -> None:
+        """Emit as final and evict the journeys no touch within the lateness can change."""
+        horizon = self.watermark - self.rules.horizon
+        journeys = self.journeys
+        while journeys and self._end(journeys[0]) < horizon:
+            journey = journeys.pop(0)
+            jid = journey.journey_id
+            for index, record in enumerate(records):
+                if (
+                    isinstance(record, JourneyUpdate)
+                    and record.journey_id == jid
+                    and record.superseded_by is None
+                ):
+                    records[index] = record._replace(final=True)
+                    break
+            else:
+                status = self._status(journey, self.watermark)
+                final = journey.record(self.customer_id, status, self.revision)
+                records.append(final._replace(final=True))
+            self.sealed.append((journey.events[0].ts, journey.events[-1].ts, jid))
+
+    def _prune(self) -> None:
+        """Forget event ids and sealed spans beyond the dedupe horizon (amortised)."""
+        dedupe = self.rules.dedupe
+        if self.watermark - self.pruned_at < dedupe // 8:
+            return
+        self.pruned_at = self.watermark
+        cutoff = self.watermark - dedupe
+        opened = {point.event_id for point in self._points()}
+        self.seen = {e: ts for e, ts in self.seen.items() if ts >= cutoff or e in opened}
+        self.sealed = [span for span in self.sealed if span[1] >= cutoff]
+
+    # --- inspection and serialization --------------------------------------------------------
+
+    def open_journeys(self) -> list[JourneyUpdate]:
+        """Current state of the open journeys (for views and tests)."""
+        return [
+            journey.record(self.customer_id, self._status(journey, self.watermark), self.revision)
+            for journey in self.journeys
+        ]
+
+    def open_touches(self) -> int:
+        """How many touches are held in state."""
+        return sum(len(journey.events) for journey in self.journeys)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the open touches; sessions and journeys are re-walked on load."""
+        return {
+            "customer_id": self.customer_id,
+            "watermark": self.watermark,
+            "revision": self.revision,
+            "pruned_at": self.pruned_at,
+            "touches": [point.touch.to_dict() for point in self._points()],
+            "seen": dict(self.seen),
+            "sealed": [list(span) for span in self.sealed],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], rules: TimelineRules) -> Timeline:
+        """Inverse of to_dict."""
+        timeline = cls(str(data["customer_id"]), rules)
+        timeline.watermark = int(data["watermark"])
+        timeline.revision = int(data["revision"])
+        timeline.pruned_at = int(data["pruned_at"])
+        timeline.seen = {str(k): int(v) for k, v in data["seen"].items()}
+        timeline.sealed = [(int(a), int(b), str(c)) for a, b, c in data["sealed"]]
+        for item in data["touches"]:
+            timeline._place(_Point(Touch.from_dict(item), rules))
+        return timeline
+
+
+def _order(point: _Point) -> tuple[int, str]:
+    return (point.ts, point.event_id)
