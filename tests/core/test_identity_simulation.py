@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from streams.core.config import CoreConfig
 from streams.core.records import LinkRejection, Merge
 from streams.core.stitcher import Stitcher
 from tests.core.population import people, touches
@@ -41,11 +43,21 @@ def test_conflict_free_grouping_equals_offline_union_find(partitions: int) -> No
         assert not [r for r in sim.records if isinstance(r, LinkRejection)], f"seed {seed}"
 
 
+def _tight() -> Stitcher:
+    """Limits of one or two per kind: most links of a person conflict with another."""
+    rules = {
+        kind: replace(rule, max_per_customer=1 if kind != "anonymous_id" else 2)
+        for kind, rule in CoreConfig().identifiers.items()
+    }
+    return Stitcher(CoreConfig(identifiers=rules))
+
+
+@pytest.mark.parametrize("tight", [False, True], ids=["default-limits", "tight-limits"])
 @pytest.mark.parametrize("partitions", PARTITIONS)
 def test_conflicts_never_break_a_limit_and_every_rejected_link_is_recorded(
-    partitions: int,
+    partitions: int, tight: bool
 ) -> None:
-    stitcher = Stitcher()
+    stitcher = _tight() if tight else Stitcher()
     merges = rejections = 0
     for seed in SEEDS:
         inputs = _inputs(seed, conflicts=True)
