@@ -46,6 +46,7 @@ from streams.core.records import (
 )
 
 _NEVER: Final = -(2**62)
+_new = tuple.__new__  # builds a record without the named tuple's Python-level __new__
 _US: Final = 1_000_000
 
 
@@ -165,19 +166,22 @@ class _Session:
     ) -> SessionUpdate:
         """The session as an output record."""
         first, last = self.first, self.last
-        return SessionUpdate(
-            self.session_id,
-            customer_id,
-            self.journey_id,
-            first.channel,
-            first.touch.occurred_at,
-            last.touch.occurred_at,
-            self.count,
-            first.event_id,
-            last.event_id,
-            version,
-            supersedes,
-            superseded_by,
+        return _new(
+            SessionUpdate,
+            (
+                self.session_id,
+                customer_id,
+                self.journey_id,
+                first.channel,
+                first.touch.occurred_at,
+                last.touch.occurred_at,
+                self.count,
+                first.event_id,
+                last.event_id,
+                version,
+                supersedes,
+                superseded_by,
+            ),
         )
 
 
@@ -188,6 +192,7 @@ class _Journey:
         "conversion",
         "converted_us",
         "current",
+        "end",
         "events",
         "journey_id",
         "path",
@@ -207,8 +212,10 @@ class _Journey:
         self.switches: tuple[ChannelSwitch, ...] = ()
         self.conversion: Conversion | None = None
         self.converted_us = 0
+        self.end = first.ts
+        """The latest event time a touch may have and still join the journey."""
 
-    def add(self, point: _Point, gap: int, longest: int) -> _Session:
+    def add(self, point: _Point, gap: int, longest: int, rules: TimelineRules) -> _Session:
         """Append a touch that sorts after all of the journey's touches."""
         channel = point.channel
         session = self.current.get(channel)
@@ -242,17 +249,23 @@ class _Journey:
         point.position = len(events)
         point.session_id = session.session_id
         point.journey_id = self.journey_id
-        if point.converts and self.conversion is None:
-            self.converted_us = point.ts
-            touch = point.touch
-            self.conversion = Conversion(
-                touch.event_id,
-                touch.type,
-                touch.channel,
-                touch.occurred_at,
-                touch.value,
-                touch.currency,
-            )
+        if self.conversion is None:
+            if point.converts:
+                self.converted_us = point.ts
+                self.end = point.ts + rules.follow_up_window
+                touch = point.touch
+                self.conversion = Conversion(
+                    touch.event_id,
+                    touch.type,
+                    touch.channel,
+                    touch.occurred_at,
+                    touch.value,
+                    touch.currency,
+                )
+            else:
+                idle = point.ts + rules.inactivity
+                longest_journey = events[0].ts + rules.max_duration
+                self.end = idle if idle < longest_journey else longest_journey
         return session
 
     def content(self, customer_id: str, status: str) -> tuple[str, str, str, str, int]:
@@ -275,25 +288,28 @@ class _Journey:
     ) -> JourneyUpdate:
         """The journey as an output record."""
         first, last = self.events[0], self.events[-1]
-        return JourneyUpdate(
-            self.journey_id,
-            customer_id,
-            status,
-            False,
-            first.touch.occurred_at,
-            last.touch.occurred_at,
-            first.channel,
-            last.channel,
-            first.event_id,
-            last.event_id,
-            len(self.events),
-            self.session_ids,
-            self.path,
-            self.switches,
-            self.conversion,
-            version,
-            supersedes,
-            superseded_by,
+        return _new(
+            JourneyUpdate,
+            (
+                self.journey_id,
+                customer_id,
+                status,
+                False,
+                first.touch.occurred_at,
+                last.touch.occurred_at,
+                first.channel,
+                last.channel,
+                first.event_id,
+                last.event_id,
+                len(self.events),
+                self.session_ids,
+                self.path,
+                self.switches,
+                self.conversion,
+                version,
+                supersedes,
+                superseded_by,
+            ),
         )
 
 
@@ -314,6 +330,7 @@ class Timeline:
     __slots__ = (
         "customer_id",
         "journeys",
+        "oldest",
         "pruned_at",
         "revision",
         "rules",
@@ -334,6 +351,9 @@ class Timeline:
         self.sealed: list[tuple[int, int, str]] = []
         """(first, last, journey id) of sealed journeys, to attach late touches to."""
         self.pruned_at = _NEVER
+        self.oldest = -_NEVER
+        """The smallest event time in `seen` of a touch no longer open (none: +infinity), so
+        pruning is skipped until something can expire."""
 
     # --- the steps ---------------------------------------------------------------------------
 
@@ -349,26 +369,34 @@ class Timeline:
         self.revision += 1
         channel = touch.channel
         if channel in rules.identity_only_channels:
+            self.oldest = min(self.oldest, ts)
             return [self._touchpoint(touch, None, False)]
-        gap, longest, lateness = rules.channels.get(channel, rules.default_channel)
+        gap, longest, lateness = rules.channels.get(channel) or rules.default_channel
         before = self.watermark
         if ts < before - lateness:
+            self.oldest = min(self.oldest, ts)
             return [self._touchpoint(touch, self._attach(ts), True)]
         if ts > before:
             self.watermark = ts
         point = _Point(touch, rules)
         journeys = self.journeys
-        if not journeys or point.after(journeys[-1].events[-1]):
-            records = self._append(point, gap, longest, before)
+        if journeys:
+            last = journeys[-1].events[-1]
+            if ts > last.ts or (ts == last.ts and point.event_id > last.event_id):
+                records = self._append(point, gap, longest, before)
+            else:
+                baseline = self._capture(before)
+                points = self._points()
+                points.append(point)
+                points.sort(key=_order)
+                records = self._rewalk(points, baseline)
         else:
-            baseline = self._capture()
-            points = self._points()
-            points.append(point)
-            points.sort(key=_order)
-            records = self._rewalk(points, baseline)
-        if self._end(self.journeys[0]) < self.watermark - rules.horizon:
+            records = self._append(point, gap, longest, before)
+        watermark = self.watermark
+        if self.journeys[0].end < watermark - rules.horizon:
             self._seal(records)
-        self._prune()
+        if self.oldest < watermark - rules.dedupe:
+            self._prune()
         return records
 
     def advance(self, now_us: int) -> list[Record]:
@@ -381,18 +409,18 @@ class Timeline:
         records: list[Record] = []
         if self.journeys:
             last = self.journeys[-1]
-            if self._status(last, before) != self._status(last, now_us):
-                records.append(
-                    last.record(self.customer_id, self._status(last, now_us), self.revision)
-                )
+            status = _status(last, now_us)
+            if status != _status(last, before):
+                records.append(last.record(self.customer_id, status, self.revision))
         self._seal(records)
-        self._prune()
+        if self.oldest < now_us - self.rules.dedupe:
+            self._prune()
         return records
 
     def absorb(self, other: Timeline) -> list[Record]:
         """Take over a merged customer's timeline: open journeys of both re-walked together."""
-        baseline = self._capture()
-        theirs = other._capture()
+        baseline = self._capture(self.watermark)
+        theirs = other._capture(other.watermark)
         baseline.journeys.update(theirs.journeys)
         baseline.sessions.update(theirs.sessions)
         baseline.touches.update(theirs.touches)
@@ -401,88 +429,72 @@ class Timeline:
         points.sort(key=_order)
         for event_id, ts in other.seen.items():
             self.seen.setdefault(event_id, ts)
+        self.oldest = min(self.oldest, other.oldest)
         self.sealed = sorted({*self.sealed, *other.sealed})
         self.watermark = max(self.watermark, other.watermark)
         self.revision = max(self.revision, other.revision) + 1
         records = self._rewalk(points, baseline)
         self._seal(records)
-        self._prune()
+        if self.oldest < self.watermark - self.rules.dedupe:
+            self._prune()
         return records
 
     # --- the walk ----------------------------------------------------------------------------
 
-    def _place(self, point: _Point) -> tuple[_Journey, _Session]:
+    def _place(self, point: _Point) -> _Session:
         """One step of the walk: extend the last journey or start a new one."""
         rules = self.rules
         journeys = self.journeys
         journey = journeys[-1] if journeys else None
-        if journey is None or not self._joins(journey, point):
+        if journey is None or not _joins(journey, point):
             journey = _Journey(point)
             journeys.append(journey)
-        gap, longest, _ = rules.channels.get(point.channel, rules.default_channel)
-        return journey, journey.add(point, gap, longest)
-
-    def _joins(self, journey: _Journey, point: _Point) -> bool:
-        """Whether a touch after the journey's last one still belongs to it."""
-        if journey.conversion is not None and not point.follows_up:
-            return False
-        return point.ts <= self._end(journey)
-
-    def _end(self, journey: _Journey) -> int:
-        """The latest event time a touch may have and still join the journey."""
-        rules = self.rules
-        if journey.conversion is not None:
-            return journey.converted_us + rules.follow_up_window
-        return min(
-            journey.events[-1].ts + rules.inactivity,
-            journey.events[0].ts + rules.max_duration,
-        )
-
-    def _status(self, journey: _Journey, watermark: int) -> JourneyStatus:
-        if journey.conversion is not None:
-            return CONVERTED
-        return EXPIRED if watermark > self._end(journey) else OPEN
+        gap, longest, _ = rules.channels.get(point.channel) or rules.default_channel
+        return journey.add(point, gap, longest, rules)
 
     def _append(self, point: _Point, gap: int, longest: int, before: int) -> list[Record]:
         """The common case: the touch sorts after every open touch."""
         journeys = self.journeys
         previous = journeys[-1] if journeys else None
-        if previous is not None and self._joins(previous, point):
+        if previous is not None and _joins(previous, point):
             journey = previous
         else:
             journey = _Journey(point)
             journeys.append(journey)
-        session = journey.add(point, gap, longest)
+        session = journey.add(point, gap, longest, self.rules)
         customer, version, watermark = self.customer_id, self.revision, self.watermark
         records: list[Record] = [
-            EnrichedTouchpoint(
-                point.touch,
-                customer,
-                point.session_id,
-                point.journey_id,
-                point.position,
-                point.previous_channel,
-                False,
-                version,
+            _new(
+                EnrichedTouchpoint,
+                (
+                    point.touch,
+                    customer,
+                    point.session_id,
+                    point.journey_id,
+                    point.position,
+                    point.previous_channel,
+                    False,
+                    version,
+                ),
             ),
             session.record(customer, version),
-            journey.record(customer, self._status(journey, watermark), version),
+            journey.record(customer, _status(journey, watermark), version),
         ]
         if previous is not None and previous is not journey:
-            status = self._status(previous, watermark)
-            if status != self._status(previous, before):
+            status = _status(previous, watermark)
+            if status != _status(previous, before):
                 records.append(previous.record(customer, status, version))
         return records
 
     def _points(self) -> list[_Point]:
         return [point for journey in self.journeys for point in journey.events]
 
-    def _capture(self) -> _Before:
-        """The current open journeys, sessions and placements, as last emitted."""
+    def _capture(self, watermark: int) -> _Before:
+        """The open journeys, sessions and placements as emitted (at that watermark)."""
         before = _Before()
         customer = self.customer_id
         for journey in self.journeys:
-            status = self._status(journey, self.watermark)
+            status = _status(journey, watermark)
             before.journeys[journey.journey_id] = (journey.content(customer, status), journey)
             for session in journey.sessions:
                 before.sessions[session.session_id] = (session.content(customer), session)
@@ -527,7 +539,7 @@ class Timeline:
                     records.append(session.record(customer, version, heirs))
         for journey in self.journeys:
             jid = journey.journey_id
-            status = self._status(journey, self.watermark)
+            status = _status(journey, self.watermark)
             seen_journey = before.journeys.get(jid)
             if seen_journey is None or seen_journey[0] != journey.content(customer, status):
                 heirs = tuple(journey_heirs.get(jid, ()))
@@ -569,7 +581,7 @@ class Timeline:
         """Emit as final and evict the journeys no touch within the lateness can change."""
         horizon = self.watermark - self.rules.horizon
         journeys = self.journeys
-        while journeys and self._end(journeys[0]) < horizon:
+        while journeys and journeys[0].end < horizon:
             journey = journeys.pop(0)
             jid = journey.journey_id
             for index, record in enumerate(records):
@@ -581,20 +593,22 @@ class Timeline:
                     records[index] = record._replace(final=True)
                     break
             else:
-                status = self._status(journey, self.watermark)
+                status = _status(journey, self.watermark)
                 final = journey.record(self.customer_id, status, self.revision)
                 records.append(final._replace(final=True))
             self.sealed.append((journey.events[0].ts, journey.events[-1].ts, jid))
+            self.oldest = min(self.oldest, journey.events[0].ts)  # its ids are no longer open
 
     def _prune(self) -> None:
         """Forget event ids and sealed spans beyond the dedupe horizon (amortised)."""
         dedupe = self.rules.dedupe
         if self.watermark - self.pruned_at < dedupe // 8:
-            return
+            return  # at most eight times per horizon, however old the open touches are
         self.pruned_at = self.watermark
         cutoff = self.watermark - dedupe
         opened = {point.event_id for point in self._points()}
         self.seen = {e: ts for e, ts in self.seen.items() if ts >= cutoff or e in opened}
+        self.oldest = min((ts for e, ts in self.seen.items() if e not in opened), default=-_NEVER)
         self.sealed = [span for span in self.sealed if span[1] >= cutoff]
 
     # --- inspection and serialization --------------------------------------------------------
@@ -602,7 +616,7 @@ class Timeline:
     def open_journeys(self) -> list[JourneyUpdate]:
         """Current state of the open journeys (for views and tests)."""
         return [
-            journey.record(self.customer_id, self._status(journey, self.watermark), self.revision)
+            journey.record(self.customer_id, _status(journey, self.watermark), self.revision)
             for journey in self.journeys
         ]
 
@@ -630,6 +644,7 @@ class Timeline:
         timeline.revision = int(data["revision"])
         timeline.pruned_at = int(data["pruned_at"])
         timeline.seen = {str(k): int(v) for k, v in data["seen"].items()}
+        timeline.oldest = min(timeline.seen.values(), default=-_NEVER)
         timeline.sealed = [(int(a), int(b), str(c)) for a, b, c in data["sealed"]]
         for item in data["touches"]:
             timeline._place(_Point(Touch.from_dict(item), rules))
@@ -638,3 +653,16 @@ class Timeline:
 
 def _order(point: _Point) -> tuple[int, str]:
     return (point.ts, point.event_id)
+
+
+def _joins(journey: _Journey, point: _Point) -> bool:
+    """Whether a touch after the journey's last one still belongs to it."""
+    if journey.conversion is not None and not point.follows_up:
+        return False
+    return point.ts <= journey.end
+
+
+def _status(journey: _Journey, watermark: int) -> JourneyStatus:
+    if journey.conversion is not None:
+        return CONVERTED
+    return EXPIRED if watermark > journey.end else OPEN

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any, NamedTuple, cast
 
 from omnijourney.exceptions import ProtocolViolation
+from streams.core.identity import Profile
+from streams.core.journeys import Timeline
 from streams.core.model import Identifier, Touch, iso, parse_time
 
 
@@ -93,11 +95,17 @@ class Propose(NamedTuple):
 
 
 class Handover(NamedTuple):
-    """The younger customer's whole state, frozen until the survivor accepts or rejects it."""
+    """The younger customer's whole state, frozen until the survivor accepts or rejects it.
+
+    In one process the state travels by reference: the loser is frozen and never touches it
+    again unless the merge is refused, and the survivor only reads it unless it absorbs it.
+    Through a topic it travels as JSON and the timeline is loaded by the survivor.
+    """
 
     loser: str
     epoch: int
-    snapshot: Mapping[str, Any]
+    profile: Profile
+    timeline: Timeline | Mapping[str, Any]
     identifier: Identifier
     event_id: str
     loser_claimed: bool
@@ -162,7 +170,7 @@ def message_to_dict(message: Message) -> dict[str, object]:
 
 
 def _encode(value: object) -> object:
-    if isinstance(value, Touch | Identifier):
+    if isinstance(value, Touch | Identifier | Profile | Timeline):
         return value.to_dict()
     if isinstance(value, tuple):
         return [_encode(item) for item in value]
@@ -201,7 +209,8 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     "Handover": lambda d: Handover(
         d["loser"],
         int(d["epoch"]),
-        d["snapshot"],
+        Profile.from_dict(d["profile"]),
+        d["timeline"],
         _identifier(d),
         d["event_id"],
         bool(d["loser_claimed"]),

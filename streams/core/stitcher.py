@@ -62,6 +62,7 @@ ALIAS: Final = "alias"
 
 IDENTIFIER: Final = Topic.IDENTIFIER
 CUSTOMER: Final = Topic.CUSTOMER
+_new = tuple.__new__  # builds a named tuple without its Python-level __new__
 
 
 class CustomerState:
@@ -172,6 +173,11 @@ class Stitcher:
 
     def route(self, touch: Touch) -> Send:
         """Where a new touch goes: its strongest usable identifier (junk values set aside)."""
+        identities = touch.identities
+        if len(identities) == 1:  # the common case, without the general bookkeeping
+            primary = identities[0]
+            if primary.value not in self._blocked[primary.kind]:
+                return _new(Send, (IDENTIFIER, primary.key, _new(Route, (touch, primary, (), ()))))
         usable: list[Identifier] = []
         blocked: list[Identifier] = []
         for identifier in touch.identities:
@@ -232,9 +238,12 @@ class Stitcher:
         self, key: str, state: CustomerState | None, message: CustomerMessage
     ) -> CustomerStep:
         """Handle one message for a customer key."""
+        effects = _Effects()
         if state is None:
             state = CustomerState(key)
-        effects = _Effects()
+        elif state.status == LIVE and type(message) is Assign and not message.create:
+            self._touch(state, message, effects)  # the hot path, straight
+            return state, effects.records, effects.sends
         self._deliver(state, message, effects)
         return state, effects.records, effects.sends
 
@@ -301,11 +310,14 @@ class Stitcher:
     def _touch(self, state: CustomerState, message: Assign, fx: _Effects) -> None:
         """Place the touch in the journeys and claim its other identifiers."""
         touch = message.touch
-        timeline = state.live_timeline
-        if timeline.knows(touch.event_id):
+        timeline = state.timeline
+        if timeline is None:
+            raise ProtocolViolation(f"{state.customer_id}: a touch while {state.status}")
+        event = touch.event_id
+        if event in timeline.seen:
             return  # a duplicate changes nothing
         fx.records.extend(timeline.add(touch))
-        me, event = state.customer_id, touch.event_id
+        me = state.customer_id
         for identifier in message.blocked:
             rule = f"blocked:{identifier.kind}"
             fx.records.append(LinkRejection(me, identifier, rule, event, None))
@@ -364,11 +376,15 @@ class Stitcher:
             return
         state.status = FROZEN
         state.epoch += 1
-        snapshot = {
-            "profile": state.live_profile.to_dict(),
-            "timeline": state.live_timeline.to_dict(),
-        }
-        handover = Handover(me, state.epoch, snapshot, offer.identifier, offer.event_id, claimed)
+        handover = Handover(
+            me,
+            state.epoch,
+            state.live_profile,
+            state.live_timeline,
+            offer.identifier,
+            offer.event_id,
+            claimed,
+        )
         fx.sends.append(Send(CUSTOMER, other, handover))
 
     def _on_handover(self, state: CustomerState, message: Handover, fx: _Effects) -> None:
@@ -382,7 +398,7 @@ class Stitcher:
         if not me < loser:
             raise ProtocolViolation(f"{me}: handover from older customer {loser}")
         profile = state.live_profile
-        theirs = Profile.from_dict(message.snapshot["profile"])
+        theirs = message.profile
         kind = profile.violation(theirs, self._limits, self._order)
         if kind:
             rule = f"limit:{kind}"
@@ -400,7 +416,9 @@ class Stitcher:
             if profile.holds(Identifier(kind, value)):
                 del profile.waiting[key]
         fx.records.append(Merge(me, loser, identifier, f"link:{identifier.kind}", event))
-        timeline = Timeline.from_dict(message.snapshot["timeline"], self.rules)
+        timeline = message.timeline
+        if not isinstance(timeline, Timeline):
+            timeline = Timeline.from_dict(timeline, self.rules)
         fx.records.extend(state.live_timeline.absorb(timeline))
         fx.sends.append(Send(CUSTOMER, loser, MergeAccepted(me, message.epoch)))
         for moved in theirs.identifiers():

@@ -175,7 +175,8 @@ def test_messages_impossible_for_a_live_customer_are_refused(message: object) ->
 def test_a_handover_must_come_from_a_younger_customer() -> None:
     stitcher = Stitcher()
     state, _ = _live(stitcher, "c5", COOKIE)
-    handover = Handover("c1", 1, {}, ACCOUNT, "e", True)
+    assert state.profile is not None and state.timeline is not None
+    handover = Handover("c1", 1, state.profile, state.timeline, ACCOUNT, "e", True)
     with pytest.raises(ProtocolViolation, match="handover from older customer c1"):
         stitcher.customer_step("c5", state, handover)
 
@@ -192,13 +193,15 @@ def test_every_message_and_state_survives_its_json_form() -> None:
         Granted(COOKIE, "c9", "e"),
         Conflict(COOKIE, "c1", "e"),
         Propose("c1", COOKIE, "e", False),
-        Handover("c9", 2, state.to_dict(), COOKIE, "e", True),
+        Handover("c9", 2, state.profile, state.timeline, COOKIE, "e", True),
         MergeAccepted("c1", 2),
         MergeRejected("c1", 2, COOKIE, "limit:anonymous_id", True),
         Tick(T0),
     ]
     for message in messages:
-        assert message_from_dict(json.loads(json.dumps(message_to_dict(message)))) == message
+        data = message_to_dict(message)
+        again = message_from_dict(json.loads(json.dumps(data)))
+        assert type(again) is type(message) and message_to_dict(again) == data
     stored = json.loads(json.dumps(state.to_dict()))
     assert stitcher.customer_from_dict(stored).to_dict() == state.to_dict()
     with pytest.raises(ProtocolViolation, match="message_type: unknown 'Nope'"):
