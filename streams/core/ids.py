@@ -19,14 +19,15 @@ def customer_id(identifier_key: str, created_us: int) -> str:
     return f"c{created_us // 1000:012x}{_digest(identifier_key)}"
 
 
-def journey_id(first_event_id: str, first_us: int) -> str:
-    """Id of a journey, named after its first touch (so it does not depend on the customer)."""
-    return f"j{first_us // 1000:012x}{_digest('j:' + first_event_id)}"
+def journey_id(first_event_id: str) -> str:
+    """Id of a journey: the one its first touch started (not tied to a customer, so a merge
+    or a replay in another order keeps it; event ids are unique, they are the dedupe key)."""
+    return "j-" + first_event_id
 
 
-def session_id(first_event_id: str, first_us: int) -> str:
-    """Id of a session, named after its first touch."""
-    return f"s{first_us // 1000:012x}{_digest('s:' + first_event_id)}"
+def session_id(first_event_id: str) -> str:
+    """Id of a session: the one its first touch started."""
+    return "s-" + first_event_id
 
 
 def partition_of(key: str, partitions: int) -> int:

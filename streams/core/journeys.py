@@ -144,10 +144,11 @@ class _Point:
 class _Session:
     """One channel's run of touches inside a journey."""
 
-    __slots__ = ("count", "first", "journey_id", "last", "session_id")
+    __slots__ = ("channel", "count", "first", "journey_id", "last", "session_id")
 
     def __init__(self, first: _Point, journey: str) -> None:
-        self.session_id = session_id(first.event_id, first.ts)
+        self.session_id = session_id(first.event_id)
+        self.channel = first.channel
         self.journey_id = journey
         self.first = first
         self.last = first
@@ -191,7 +192,6 @@ class _Journey:
     __slots__ = (
         "conversion",
         "converted_us",
-        "current",
         "end",
         "events",
         "journey_id",
@@ -202,11 +202,9 @@ class _Journey:
     )
 
     def __init__(self, first: _Point) -> None:
-        self.journey_id = journey_id(first.event_id, first.ts)
+        self.journey_id = journey_id(first.event_id)
         self.events: list[_Point] = []
         self.sessions: list[_Session] = []
-        self.current: dict[str, _Session] = {}
-        """channel -> its latest session (the one a later touch may extend)."""
         self.session_ids: tuple[str, ...] = ()
         self.path: tuple[str, ...] = ()
         self.switches: tuple[ChannelSwitch, ...] = ()
@@ -218,7 +216,11 @@ class _Journey:
     def add(self, point: _Point, gap: int, longest: int, rules: TimelineRules) -> _Session:
         """Append a touch that sorts after all of the journey's touches."""
         channel = point.channel
-        session = self.current.get(channel)
+        session = None
+        for candidate in reversed(self.sessions):  # the channel's latest session, if any
+            if candidate.channel == channel:
+                session = candidate
+                break
         if (
             session is None
             or point.ts - session.last.ts > gap
@@ -226,7 +228,6 @@ class _Journey:
         ):
             session = _Session(point, self.journey_id)
             self.sessions.append(session)
-            self.current[channel] = session
             self.session_ids = (*self.session_ids, session.session_id)
         else:
             session.last = point
@@ -348,8 +349,9 @@ class Timeline:
         self.journeys: list[_Journey] = []
         self.seen: dict[str, int] = {}
         """event id -> occurred_at (µs) of every touch within the dedupe horizon."""
-        self.sealed: list[tuple[int, int, str]] = []
-        """(first, last, journey id) of sealed journeys, to attach late touches to."""
+        self.sealed: tuple[tuple[int, int, str], ...] = ()
+        """(first, last, journey id) of sealed journeys, to attach late touches to (a tuple
+        of atoms, which the garbage collector stops tracking)."""
         self.pruned_at = _NEVER
         self.oldest = -_NEVER
         """The smallest event time in `seen` of a touch no longer open (none: +infinity), so
@@ -385,11 +387,8 @@ class Timeline:
             if ts > last.ts or (ts == last.ts and point.event_id > last.event_id):
                 records = self._append(point, gap, longest, before)
             else:
-                baseline = self._capture(before)
-                points = self._points()
-                points.append(point)
-                points.sort(key=_order)
-                records = self._rewalk(points, baseline)
+                start = self._affected((ts, point.event_id))
+                records = self._rewalk(start, [point], self._capture(before, start))
         else:
             records = self._append(point, gap, longest, before)
         watermark = self.watermark
@@ -419,22 +418,26 @@ class Timeline:
 
     def absorb(self, other: Timeline) -> list[Record]:
         """Take over a merged customer's timeline: open journeys of both re-walked together."""
-        baseline = self._capture(self.watermark)
-        theirs = other._capture(other.watermark)
-        baseline.journeys.update(theirs.journeys)
-        baseline.sessions.update(theirs.sessions)
-        baseline.touches.update(theirs.touches)
-        points = self._points()
-        points.extend(p for p in other._points() if p.event_id not in self.seen)
-        points.sort(key=_order)
+        theirs = [point for point in other._points() if point.event_id not in self.seen]
+        start = len(self.journeys)
+        if theirs:
+            start = self._affected(min(_order(point) for point in theirs))
+        if other.watermark > self.watermark and self.journeys:
+            start = min(start, len(self.journeys) - 1)  # the last one's status may change
+        baseline = self._capture(self.watermark, start)
+        gone = other._capture(other.watermark, 0)
+        baseline.journeys.update(gone.journeys)
+        baseline.sessions.update(gone.sessions)
+        baseline.touches.update(gone.touches)
         for event_id, ts in other.seen.items():
             self.seen.setdefault(event_id, ts)
         self.oldest = min(self.oldest, other.oldest)
-        self.sealed = sorted({*self.sealed, *other.sealed})
+        self.sealed = tuple(sorted({*self.sealed, *other.sealed}))
         self.watermark = max(self.watermark, other.watermark)
         self.revision = max(self.revision, other.revision) + 1
-        records = self._rewalk(points, baseline)
-        self._seal(records)
+        records = self._rewalk(start, theirs, baseline)
+        if self.journeys:
+            self._seal(records)
         if self.oldest < self.watermark - self.rules.dedupe:
             self._prune()
         return records
@@ -489,11 +492,20 @@ class Timeline:
     def _points(self) -> list[_Point]:
         return [point for journey in self.journeys for point in journey.events]
 
-    def _capture(self, watermark: int) -> _Before:
-        """The open journeys, sessions and placements as emitted (at that watermark)."""
+    def _affected(self, key: tuple[int, str]) -> int:
+        """Index of the first open journey a touch sorting at `key` can change: the last one
+        starting before it (it may join that one; the walk before it stays as it is)."""
+        journeys = self.journeys
+        for index in range(len(journeys) - 1, 0, -1):
+            if _order(journeys[index].events[0]) < key:
+                return index
+        return 0
+
+    def _capture(self, watermark: int, start: int) -> _Before:
+        """Open journeys from `start` on, their sessions and placements, as emitted."""
         before = _Before()
         customer = self.customer_id
-        for journey in self.journeys:
+        for journey in self.journeys[start:]:
             status = _status(journey, watermark)
             before.journeys[journey.journey_id] = (journey.content(customer, status), journey)
             for session in journey.sessions:
@@ -502,11 +514,17 @@ class Timeline:
                 before.touches[point.event_id] = point.placement(customer)
         return before
 
-    def _rewalk(self, points: list[_Point], before: _Before) -> list[Record]:
-        """Rebuild the open journeys from sorted touches; emit what differs from `before`."""
-        self.journeys = []
+    def _rewalk(self, start: int, extra: list[_Point], before: _Before) -> list[Record]:
+        """Re-walk the open journeys from `start` on with extra touches; emit what differs
+        from `before` (the journeys before `start` cannot change)."""
+        journeys = self.journeys
+        points = [point for journey in journeys[start:] for point in journey.events]
+        points.extend(extra)
+        points.sort(key=_order)
+        del journeys[start:]
         for point in points:
             self._place(point)
+        rewalked = journeys[start:]
         customer, version = self.customer_id, self.revision
         records: list[Record] = []
         for point in points:
@@ -515,14 +533,14 @@ class Timeline:
         # A vanished session or journey is superseded by the one that now holds its first touch.
         session_heirs: dict[str, list[str]] = {}
         tombstones: list[Record] = []
-        sessions = {s.session_id for journey in self.journeys for s in journey.sessions}
+        sessions = {s.session_id for journey in rewalked for s in journey.sessions}
         for old_id, (_, old) in before.sessions.items():
             if old_id not in sessions:
                 heir = old.first.session_id
                 session_heirs.setdefault(heir, []).append(old_id)
                 tombstones.append(old.record(customer, version, superseded_by=heir))
         journey_heirs: dict[str, list[str]] = {}
-        journey_ids = {journey.journey_id for journey in self.journeys}
+        journey_ids = {journey.journey_id for journey in rewalked}
         for old_id, (_, old_journey) in before.journeys.items():
             if old_id not in journey_ids:
                 heir = old_journey.events[0].journey_id
@@ -530,14 +548,14 @@ class Timeline:
                 tombstones.append(
                     old_journey.record(customer, SUPERSEDED, version, superseded_by=heir)
                 )
-        for journey in self.journeys:
+        for journey in rewalked:
             for session in journey.sessions:
                 sid = session.session_id
                 seen = before.sessions.get(sid)
                 if seen is None or seen[0] != session.content(customer):
                     heirs = tuple(session_heirs.get(sid, ()))
                     records.append(session.record(customer, version, heirs))
-        for journey in self.journeys:
+        for journey in rewalked:
             jid = journey.journey_id
             status = _status(journey, self.watermark)
             seen_journey = before.journeys.get(jid)
@@ -596,7 +614,7 @@ class Timeline:
                 status = _status(journey, self.watermark)
                 final = journey.record(self.customer_id, status, self.revision)
                 records.append(final._replace(final=True))
-            self.sealed.append((journey.events[0].ts, journey.events[-1].ts, jid))
+            self.sealed = (*self.sealed, (journey.events[0].ts, journey.events[-1].ts, jid))
             self.oldest = min(self.oldest, journey.events[0].ts)  # its ids are no longer open
 
     def _prune(self) -> None:
@@ -609,7 +627,7 @@ class Timeline:
         opened = {point.event_id for point in self._points()}
         self.seen = {e: ts for e, ts in self.seen.items() if ts >= cutoff or e in opened}
         self.oldest = min((ts for e, ts in self.seen.items() if e not in opened), default=-_NEVER)
-        self.sealed = [span for span in self.sealed if span[1] >= cutoff]
+        self.sealed = tuple(span for span in self.sealed if span[1] >= cutoff)
 
     # --- inspection and serialization --------------------------------------------------------
 
@@ -645,7 +663,7 @@ class Timeline:
         timeline.pruned_at = int(data["pruned_at"])
         timeline.seen = {str(k): int(v) for k, v in data["seen"].items()}
         timeline.oldest = min(timeline.seen.values(), default=-_NEVER)
-        timeline.sealed = [(int(a), int(b), str(c)) for a, b, c in data["sealed"]]
+        timeline.sealed = tuple((int(a), int(b), str(c)) for a, b, c in data["sealed"])
         for item in data["touches"]:
             timeline._place(_Point(Touch.from_dict(item), rules))
         return timeline

@@ -252,3 +252,20 @@ def test_journeys_are_sealed_only_beyond_the_largest_lateness() -> None:
     assert (first["first_event_id"], first["last_event_id"], first["touch_count"]) == ("v1", "p", 2)
     assert first["channel_path"] == ["web", "pos"]
     assert second["first_event_id"] == "v2"
+
+
+def test_a_merge_brings_the_other_customers_watermark_along() -> None:
+    tablet = ("device_id", "tablet")
+    sim = simulate([make("d", "app", "screen_view", days(0.5), tablet)])
+    sim.tick(T0 + days(8.6))  # the tablet's customer: watermark 8.6 days, its journey sealed
+    sim.run()
+    # Then an older customer appears (its touches were late to reach us) and meets it.
+    sim.submit([t("w1", "web", "page_view", days(0.4)), t("w2", "web", "page_view", days(1))])
+    sim.run()
+    (journey,) = journeys(sim.records[-3:])
+    assert journey["status"] == "open"
+    sim.submit([make("r", "crm", "profile_update", days(8.7), tablet, ME)])
+    sim.run()
+    # The merged customer knows it is day 8.6: the web journey (idle since day 1) expired.
+    web = [j for j in journeys(sim.records) if j["first_event_id"] == "w1"]
+    assert [(j["status"], j["final"]) for j in web] == [("expired", False)]
