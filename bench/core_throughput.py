@@ -4,9 +4,10 @@
                                                  [--simulator] [--profile]
 
 Synthetic people (cookies, app devices, accounts with e-mail hashes, loyalty cards, phones)
-produce web, app, till, call-center and campaign touches over 30 days, in event-time order
-with the disorder real feeds have (SDK batches a few seconds out of order, 2 % of tills
-uploading hours late). Touches are built before the clock starts; the clock covers routing,
+visit over 30 days: web and app sessions of a few dozen views at most (some log in, some
+buy), till visits (loyalty scan and purchase), campaign clicks that open a web session, calls.
+Arrival order has the disorder real feeds have (SDK batches a few seconds out of order, 2 %
+of tills uploading hours late). Touches are built before the clock starts; the clock covers routing,
 both step functions and building every output record (not serializing them: `--json` adds
 that). Default driver: both key tables in one process, each touch's messages delivered FIFO
 (what one Faust worker with all partitions does); `--simulator` runs the seeded random
@@ -56,74 +57,97 @@ class Person:
         )
 
 
-def _touch(number: int, person: Person, at: datetime, rng: random.Random) -> Touch:
-    """One touch of the person, in a channel it can use, with the identifiers it carries."""
+Event = tuple[float, str, str, list[Identifier], Decimal | None]
+"""(seconds after START, channel, type, identifiers, value) of one touch to be."""
+
+BROWSE = (("page_view", "product_view", "add_to_cart", "search"), (55, 30, 10, 5))
+
+
+def _money(rng: random.Random) -> Decimal:
+    return Decimal(rng.randrange(500, 30000)) / 100
+
+
+MEAN_VIEWS = [6.0]  # set from the command line
+
+
+def _session(
+    rng: random.Random, at: float, channel: str, ids: list[Identifier], login: Identifier | None
+) -> list[Event]:
+    """A browsing session: a few to a few dozen views, maybe a login, maybe a purchase."""
+    mean = MEAN_VIEWS[0]
+    count = 1 + min(int(rng.expovariate(1 / mean)), 60) if mean else 1
+    login_at = rng.randrange(count) if login is not None else count
+    events: list[Event] = []
+    for number in range(count):
+        carried = [*ids, login] if login is not None and number >= login_at else ids
+        kind = "login" if number == login_at else rng.choices(*BROWSE)[0]
+        events.append((at, channel, kind, carried, None))
+        at += rng.uniform(5, 150)
+    if rng.random() < 0.06:
+        events.append((at, channel, "purchase", events[-1][3], _money(rng)))
+    return events
+
+
+def _visit(person: Person, at: float, rng: random.Random) -> list[Event]:
+    """One visit of the person, in a channel it uses, with the identifiers it carries there."""
     roll = rng.random()
-    ids: list[Identifier]
-    value = None
-    if roll < 0.52 or (roll < 0.77 and not person.devices):
-        channel, ids = "web", [rng.choice(person.cookies)]
-        if person.account and rng.random() < 0.3:
-            ids.append(person.account)
-        kind = rng.choices(
-            ("page_view", "product_view", "add_to_cart", "purchase"), (60, 26, 10, 4)
-        )[0]
-    elif roll < 0.77:
-        channel, ids = "app", [rng.choice(person.devices)]
-        if person.account and rng.random() < 0.6:
-            ids.append(person.account)
-        kind = rng.choices(
-            ("screen_view", "product_view", "add_to_cart", "purchase"), (60, 26, 10, 4)
-        )[0]
-    elif roll < 0.87 and (person.card or person.email):
-        channel, ids = "pos", [i for i in (person.card, person.email) if i and rng.random() < 0.7]
+    account = person.account
+    if roll < 0.25 and person.devices:
+        device = rng.choice(person.devices)
+        logged_in = account is not None and rng.random() < 0.6
+        return _session(rng, at, "app", [device, account] if logged_in else [device], None)  # type: ignore[list-item]
+    if roll < 0.35 and (person.card or person.email):
+        ids = [i for i in (person.card, person.email) if i is not None and rng.random() < 0.7]
         ids = ids or [person.card or person.email]  # type: ignore[list-item]
-        kind = rng.choices(("purchase", "return", "loyalty_scan"), (80, 5, 15))[0]
-    elif roll < 0.95 and person.email:
-        channel, ids = "email", [person.email, rng.choice(person.cookies)]
-        kind = "click"
-    elif person.phone:
-        channel, ids = "callcenter", [person.phone]
-        if person.account and rng.random() < 0.5:
-            ids.append(person.account)
-        kind = "call_started"
-    else:
-        channel, ids, kind = "web", [rng.choice(person.cookies)], "page_view"
-    if kind == "purchase":
-        value = Decimal(rng.randrange(500, 30000)) / 100
-    return Touch(
-        event_id=f"ev-{number:09d}",
-        channel=channel,
-        type=kind,
-        occurred_at=at,
-        received_at=at,
-        identities=tuple(ids),
-        value=value,
-        currency="EUR" if value is not None else None,
-    )
+        if rng.random() < 0.9:
+            return [(at, "pos", "loyalty_scan", ids, None),
+                    (at + rng.uniform(30, 240), "pos", "purchase", ids, _money(rng))]  # fmt: skip
+        return [(at, "pos", "return", ids, None)]
+    if roll < 0.43 and person.email:
+        cookie = rng.choice(person.cookies)
+        click: Event = (at, "email", "click", [person.email, cookie], None)
+        return [click, *_session(rng, at + 2, "web", [cookie], None)]
+    if roll < 0.48 and person.phone:
+        ids = [person.phone, account] if account and rng.random() < 0.5 else [person.phone]
+        return [(at, "callcenter", "call_started", ids, None),
+                (at + rng.uniform(120, 1200), "callcenter", "call_ended", ids, None)]  # fmt: skip
+    login = account if account is not None and rng.random() < 0.35 else None
+    return _session(rng, at, "web", [rng.choice(person.cookies)], login)
 
 
 def workload(customers: int, touches: int, seed: int = 42) -> list[Touch]:
-    """Touches of `customers` people over 30 days, in a realistic arrival order."""
+    """About `touches` touches of `customers` people over 30 days, in arrival order."""
     rng = random.Random(seed)
     people = [Person(number, rng) for number in range(customers)]
     # A few heavy users, many occasional ones (Zipf-like activity).
     weights = [1.0 / (1 + rank) ** 0.6 for rank in range(customers)]
-    chosen = rng.choices(people, weights, k=touches)
     seconds = SPAN.total_seconds()
-    times = sorted(rng.random() * seconds for _ in range(touches))
+    events: list[tuple[float, Event]] = []
+    while len(events) < touches:
+        for person in rng.choices(people, weights, k=1000):
+            visit = _visit(person, rng.random() * seconds, rng)
+            # Apps and browsers send in batches (seconds); 2 % of tills upload tonight.
+            late = (
+                rng.uniform(3600, 10 * 3600) if visit[0][1] == "pos" and rng.random() < 0.02 else 0
+            )
+            events.extend((event[0] + late + rng.uniform(0, 5), event) for event in visit)
+    events.sort(key=lambda pair: pair[0])
     out = []
-    arrival = []
-    for number, (person, offset) in enumerate(zip(chosen, times, strict=True)):
+    for number, (_, (offset, channel, kind, ids, value)) in enumerate(events[:touches]):
         at = START + timedelta(seconds=offset)
-        item = _touch(number, person, at, rng)
-        delay = rng.uniform(0, 5)
-        if item.channel == "pos" and rng.random() < 0.02:
-            delay += rng.uniform(3600, 10 * 3600)  # the till uploads tonight
-        out.append(item)
-        arrival.append(offset + delay)
-    order = sorted(range(touches), key=arrival.__getitem__)
-    return [out[index] for index in order]
+        out.append(
+            Touch(
+                event_id=f"ev-{number:09d}",
+                channel=channel,
+                type=kind,
+                occurred_at=at,
+                received_at=at,
+                identities=tuple(ids),
+                value=value,
+                currency=None if value is None else "EUR",
+            )
+        )
+    return out
 
 
 class Pipeline:
@@ -193,12 +217,19 @@ def main() -> None:
         default="default",
         help="freeze: gc.freeze() every 10,000 touches (the state holds no reference cycles)",
     )
+    parser.add_argument(
+        "--views",
+        type=float,
+        default=6.0,
+        help="mean extra views per web/app session (0: one-touch visits, the worst case)",
+    )
     parser.add_argument("--simulator", action="store_true", help="random scheduler, P=1")
     parser.add_argument("--json", action="store_true", help="also build every record's to_dict")
     parser.add_argument("--profile", action="store_true", help="cProfile, top functions")
     args = parser.parse_args()
 
     built = time.perf_counter()
+    MEAN_VIEWS[0] = args.views
     touches = workload(args.customers, args.touches)
     print(f"workload: {len(touches):,} touches of {args.customers:,} people over 30 days, "
           f"built in {time.perf_counter() - built:.1f} s")  # fmt: skip

@@ -154,16 +154,6 @@ class Stitcher:
         self._limits = {kind: rule.max_per_customer for kind, rule in identifiers.items()}
         self._blocked = {kind: rule.blocked for kind, rule in identifiers.items()}
         self._order = sorted(identifiers, key=lambda kind: -self._priority[kind])
-        self._live: dict[type, Callable[[CustomerState, Any, _Effects], None]] = {
-            Assign: self._on_assign,
-            Granted: self._on_granted,
-            Conflict: self._on_conflict,
-            Propose: self._on_propose,
-            Handover: self._on_handover,
-            Tick: self._on_tick,
-            MergeAccepted: self._unexpected,
-            MergeRejected: self._unexpected,
-        }
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -262,7 +252,7 @@ class Stitcher:
     def _deliver(self, state: CustomerState, message: CustomerMessage, fx: _Effects) -> None:
         status = state.status
         if status == LIVE:
-            self._live[type(message)](state, message, fx)
+            _LIVE[type(message)](self, state, message, fx)
         elif status == ALIAS:
             self._forward(state, message, fx)
         elif type(message) is Tick:
@@ -458,3 +448,18 @@ class Stitcher:
 
     def _unexpected(self, state: CustomerState, message: CustomerMessage, fx: _Effects) -> None:
         raise ProtocolViolation(f"{state.customer_id}: {type(message).__name__} while live")
+
+
+# What a live customer does with each message (plain functions: a table of bound methods
+# would make every Stitcher a reference cycle, and the state must stay free of cycles so a
+# worker can gc.freeze() it).
+_LIVE: dict[type, Callable[[Stitcher, CustomerState, Any, _Effects], None]] = {
+    Assign: Stitcher._on_assign,
+    Granted: Stitcher._on_granted,
+    Conflict: Stitcher._on_conflict,
+    Propose: Stitcher._on_propose,
+    Handover: Stitcher._on_handover,
+    Tick: Stitcher._on_tick,
+    MergeAccepted: Stitcher._unexpected,
+    MergeRejected: Stitcher._unexpected,
+}

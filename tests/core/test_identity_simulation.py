@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from streams.core.config import CoreConfig
 from streams.core.records import LinkRejection, Merge
+from streams.core.simulation import Simulator
 from streams.core.stitcher import Stitcher
 from tests.core.population import people, touches
 from tests.core.support import (
@@ -134,3 +136,20 @@ def test_outputs_do_not_depend_on_the_process_hash_seed() -> None:
         assert done.returncode == 0, done.stderr
         digests.add(done.stdout.strip())
     assert len(digests) == 1
+
+
+def test_the_core_makes_no_reference_cycles() -> None:
+    """Everything it builds is freed by reference counting: a worker may gc.freeze() it."""
+    inputs = _inputs(3, conflicts=True, count=200)
+    gc.collect()
+    gc.disable()
+    try:
+        sim = Simulator(Stitcher(), 3, 3)
+        sim.submit(inputs)
+        sim.tick(max(item.occurred_at for item in inputs) + days(30))
+        sim.run()
+        assert any(isinstance(r, Merge) for r in sim.records)
+        del sim
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
