@@ -286,6 +286,8 @@ class _Journey:
         version: int,
         supersedes: tuple[str, ...] = (),
         superseded_by: str | None = None,
+        *,
+        final: bool = False,
     ) -> JourneyUpdate:
         """The journey as an output record."""
         first, last = self.events[0], self.events[-1]
@@ -295,7 +297,7 @@ class _Journey:
                 self.journey_id,
                 customer_id,
                 status,
-                False,
+                final,
                 first.touch.occurred_at,
                 last.touch.occurred_at,
                 first.channel,
@@ -602,18 +604,21 @@ class Timeline:
         while journeys and journeys[0].end < horizon:
             journey = journeys.pop(0)
             jid = journey.journey_id
-            for index, record in enumerate(records):
+            customer, status = self.customer_id, _status(journey, self.watermark)
+            for index in range(len(records) - 1, -1, -1):  # this step's update, if any
+                record = records[index]
                 if (
-                    isinstance(record, JourneyUpdate)
+                    type(record) is JourneyUpdate
                     and record.journey_id == jid
                     and record.superseded_by is None
                 ):
-                    records[index] = record._replace(final=True)
+                    supersedes = record.supersedes
+                    records[index] = journey.record(
+                        customer, status, self.revision, supersedes, final=True
+                    )
                     break
             else:
-                status = _status(journey, self.watermark)
-                final = journey.record(self.customer_id, status, self.revision)
-                records.append(final._replace(final=True))
+                records.append(journey.record(customer, status, self.revision, final=True))
             self.sealed = (*self.sealed, (journey.events[0].ts, journey.events[-1].ts, jid))
             self.oldest = min(self.oldest, journey.events[0].ts)  # its ids are no longer open
 

@@ -196,12 +196,11 @@ class Stitcher:
         if kind is Route:
             assert isinstance(message, Route)
             touch = message.touch
+            create = state is None
             if state is None:
                 state = IdentifierState(customer_id(key, touch.occurred_us))
-                assign = Assign(touch, message.primary, message.others, message.blocked, True)
-            else:
-                assign = Assign(touch, message.primary, message.others, message.blocked, False)
-            return state, [], [Send(CUSTOMER, state.owner, assign)]
+            assign = (touch, message.primary, message.others, message.blocked, create)
+            return state, [], [_new(Send, (CUSTOMER, state.owner, _new(Assign, assign)))]
         if kind is Claim:
             assert isinstance(message, Claim)
             claimer = message.claimer
