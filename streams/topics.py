@@ -14,12 +14,17 @@ from schemas.topics import CHANNEL_TOPICS, DEADLETTER_TOPIC, VALID_TOPIC
 
 __all__ = [
     "CHANNEL_TOPICS",
+    "CUSTOMERS_TOPIC",
     "DEADLETTER_TOPIC",
+    "IDENTIFIERS_TOPIC",
+    "PUBLIC_TOPICS",
+    "TOPIC_OF_RECORD",
     "VALID_TOPIC",
     "TopicSpec",
     "collector_topics",
     "pipeline_topics",
     "raw_topic_names",
+    "stitching_topics",
 ]
 
 _HOUR_MS: Final = 3_600_000
@@ -80,5 +85,38 @@ def pipeline_topics(settings: Settings) -> tuple[TopicSpec, ...]:
                 "retention.ms": str(int(settings.topics.deadletter_retention_days * _DAY_MS)),
             },
             "refused messages with the reason and the (redacted) original bytes",
+        ),
+    )
+
+
+IDENTIFIERS_TOPIC: Final = "omnijourney.identifiers"
+"""Internal: identity-protocol messages keyed by identifier (`kind:value`)."""
+CUSTOMERS_TOPIC: Final = "omnijourney.customers"
+"""Internal: identity-protocol and journey messages keyed by customer id."""
+
+TOPIC_OF_RECORD: Final[Mapping[str, str]] = {
+    "enriched_touchpoint": "journeys.touchpoints",
+    "session_update": "journeys.sessions",
+    "journey_update": "journeys.updates",
+    "identity_link": "identity.links",
+    "merge": "identity.merges",
+    "link_rejection": "identity.merges",
+}
+"""Public topic of each record type of the core (keyed by customer id)."""
+PUBLIC_TOPICS: Final = tuple(dict.fromkeys(TOPIC_OF_RECORD.values()))
+
+
+def stitching_topics(settings: Settings) -> tuple[TopicSpec, ...]:
+    """Every topic the stitching stages read or write (the valid input included)."""
+    partitions = settings.topics.partitions
+    week = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
+    valid = next(spec for spec in pipeline_topics(settings) if spec.name == VALID_TOPIC)
+    return (
+        valid,
+        TopicSpec(IDENTIFIERS_TOPIC, partitions, week, "identity protocol, by identifier"),
+        TopicSpec(CUSTOMERS_TOPIC, partitions, week, "identity and journey protocol, by customer"),
+        *(
+            TopicSpec(name, partitions, week, "public output, keyed by customer id, versioned")
+            for name in PUBLIC_TOPICS
         ),
     )

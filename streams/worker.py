@@ -14,7 +14,8 @@ from omnijourney.settings import Settings
 from schemas.keystore import hasher_from_settings
 from streams.app import create_app
 from streams.ingest import register_ingest
-from streams.topics import pipeline_topics
+from streams.stitching import register_stitching
+from streams.topics import pipeline_topics, stitching_topics
 
 
 def utc_now() -> datetime:
@@ -64,6 +65,7 @@ def build(settings: Settings) -> faust.App:
     """The worker's app with every stage registered."""
     app = create_app(settings)
     register_ingest(app, settings, hasher=hasher_from_settings(settings), clock=utc_now)
+    register_stitching(app, settings)
     register_health(app, settings.kafka.bootstrap)
     return app
 
@@ -75,7 +77,7 @@ def run(settings: Settings) -> int:
     loop.run_until_complete(
         declare_topics(
             settings.kafka.bootstrap,
-            pipeline_topics(settings),
+            (*pipeline_topics(settings), *stitching_topics(settings)[1:]),
             replication_factor=settings.topics.replication_factor,
         )
     )
