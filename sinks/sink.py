@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from omnijourney.exceptions import PortInUse
+from omnijourney.exceptions import PortInUse, ServiceError
 from omnijourney.settings import Settings
 from schemas.limits import MAX_EVENT_TIME, MIN_EVENT_TIME
 from schemas.pii import PiiHasher
@@ -136,9 +136,23 @@ class Sink:
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
         self._consumer, self._admin = consumer, admin
         health = await self._serve_health()
-        await admin.start()
-        consumer.subscribe(topics=list(cfg.topics), listener=_Rebalance(self))
-        await consumer.start()
+        try:
+            try:
+                await admin.start()
+                consumer.subscribe(topics=list(cfg.topics), listener=_Rebalance(self))
+                await consumer.start()
+            except KafkaError as exc:
+                raise ServiceError(f"sink: cannot reach Kafka at {kafka.bootstrap}: {exc}") from exc
+            await self._consume(consumer, stop)
+        finally:
+            await consumer.stop()
+            await admin.close()
+            if health is not None:
+                await health.cleanup()
+            await asyncio.to_thread(self.writer.close)
+
+    async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        cfg = self.settings.sink
         flusher = asyncio.create_task(self._flush_loop(), name="sink-flusher")
         try:
             while not stop.is_set() and not flusher.done():
@@ -161,11 +175,6 @@ class Sink:
             flusher.cancel()
             with contextlib.suppress(BaseException):
                 await flusher
-            await consumer.stop()
-            await admin.close()
-            if health is not None:
-                await health.cleanup()
-            await asyncio.to_thread(self.writer.close)
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         """New partitions: start each at its committed offset, replaying a pending batch."""

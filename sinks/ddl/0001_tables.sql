@@ -42,8 +42,8 @@ CREATE TABLE IF NOT EXISTS sessions
     customer_id String,
     journey_id String,
     channel LowCardinality(String),
-    started_at DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
-    ended_at DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
+    started_at DateTime64(6, 'UTC') CODEC(ZSTD(1)),
+    ended_at DateTime64(6, 'UTC') CODEC(ZSTD(1)),
     touch_count UInt32,
     first_event_id String,
     last_event_id String,
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS sessions
 )
 -- Keyed by session id alone: after a merge the session is re-published under the surviving
 -- customer with a higher version, and that version must replace the one under the old id.
--- Ids start with the hex time of the first touch, so this order is also time order.
+-- (Rows are not in time order, so timestamps get ZSTD without Delta.) started_at is the
+-- time of the touch that names the session, the same in every version: safe to partition by.
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(started_at)
 ORDER BY session_id
@@ -68,8 +69,8 @@ CREATE TABLE IF NOT EXISTS journeys
     customer_id String,
     status LowCardinality(String),
     final Bool,
-    started_at DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
-    ended_at DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
+    started_at DateTime64(6, 'UTC') CODEC(ZSTD(1)),
+    ended_at DateTime64(6, 'UTC') CODEC(ZSTD(1)),
     first_channel LowCardinality(String),
     last_channel LowCardinality(String),
     first_event_id String,
@@ -95,6 +96,7 @@ CREATE TABLE IF NOT EXISTS journeys
     ingested_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
     INDEX customer_idx customer_id TYPE bloom_filter(0.01) GRANULARITY 4
 )
+-- keyed by journey id alone, for the same reason as sessions
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(started_at)
 ORDER BY journey_id

@@ -168,7 +168,12 @@ FROM
 ) AS c
 LEFT JOIN
 (
-    SELECT customer_id, arraySort(groupArray((identifier_kind, identifier_value))) AS identifiers
+    -- unnamed (kind, value) pairs: ClickHouse 24.8 would name a tuple of columns after them
+    SELECT
+        customer_id,
+        arraySort(
+            groupArray(CAST((identifier_kind, identifier_value), 'Tuple(String, String)'))
+        ) AS identifiers
     FROM customer_identifiers
     GROUP BY customer_id
 ) AS ids ON ids.customer_id = c.customer_id
