@@ -92,9 +92,14 @@ class PartitionBuffer:
     queue: deque[Batch] = field(default_factory=deque)
     """Closed batches waiting for their turn (one partition's batches go in order)."""
     in_flight: Batch | None = None
+    last_offset: int = -1
+    """Offset of the last record added."""
 
     def add(self, offset: int, table_rows: list[TableRow], size: int, now: float) -> None:
-        """Add one record read from the partition."""
+        """Add one record read from the partition (one already added is ignored)."""
+        if offset <= self.last_offset:
+            return  # delivered twice (a fetch from before a seek): never double a row
+        self.last_offset = offset
         until = self.replay_until
         if until is not None and offset > until:
             # Past the pending batch: close it; a marker beyond what exists is stale.

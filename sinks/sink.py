@@ -94,7 +94,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.sink.stats.paused = False  # a new assignment starts unpaused
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.sink.assigned(assigned)
+        try:
+            await self.sink.assigned(assigned)
+        except Exception as exc:
+            # aiokafka only logs a listener's error; the sink must stop instead of consuming
+            # partitions it cannot commit exactly once
+            self.sink.failure = exc
 
 
 class Sink:
@@ -118,6 +123,8 @@ class Sink:
         self._draining = False
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
+        self.failure: Exception | None = None
+        """Set when the sink cannot go on (raised from run)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -168,6 +175,8 @@ class Sink:
                 self._backpressure(consumer)
                 if fetched:
                     self._wake.set()
+                if self.failure is not None:
+                    raise self.failure
             if flusher.done():
                 flusher.result()  # the flusher failed: raise its error
             await self._drain(flusher)

@@ -162,3 +162,13 @@ def test_any_crash_replays_the_same_batch(offsets: list[int], cuts: list[bool], 
     )
     assert rebuilt.rows == pending.rows
     assert rebuilt.token(TOUCHPOINTS) == pending.token(TOUCHPOINTS)
+
+
+def test_a_record_delivered_twice_is_added_once() -> None:
+    buffers = Buffers(max_records=10, interval=0.0)
+    buffers.assign(TP, None)
+    for offset in (3, 4, 4, 2, 5):
+        buffers.add(TP, offset, rows(offset), 1, now=0.0)
+    batch = buffers.take(0.0)
+    assert batch is not None and batch.records == 3
+    assert batch.rows[TOUCHPOINTS] == [("row-3",), ("row-4",), ("row-5",)]
