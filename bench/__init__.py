@@ -1,1 +1,1 @@
-"""Benchmarks: scripts that print figures (never assertions on speed in tests)."""
+"""Benchmarks: scripts that print figures (speed is measured here, never asserted in tests)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from omnijourney.exceptions import OmnijourneyError
 from omnijourney.settings import Settings, load_settings
@@ -15,7 +16,15 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney.local import kafka
 
-    action = {"start": kafka.start, "stop": kafka.stop, "status": kafka.status}[args.action]
+    if args.brokers is not None:
+        # The flag wins over OMNIJOURNEY_KAFKA__BROKERS; everything else still comes from the env.
+        settings = load_settings(kafka={"brokers": args.brokers})
+    action = {
+        "fetch": kafka.fetch,
+        "start": kafka.start,
+        "stop": kafka.stop,
+        "status": kafka.status,
+    }[args.action]
     print(action(settings))
     return 0
 
@@ -24,6 +33,9 @@ def _clickhouse(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney.local import clickhouse
 
     if args.action == "serve":
+        if args.store is not None:
+            ch = settings.clickhouse.model_copy(update={"store_dir": args.store})
+            settings = settings.model_copy(update={"clickhouse": ch})
         clickhouse.serve(settings)
         return 0
     action = {
@@ -65,17 +77,190 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return demo.run(settings)
 
 
+def _schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from schemas.export import write_json_schemas
+
+    for path in write_json_schemas(Path(args.dir)):
+        print(path)
+    return 0
+
+
+def _collector(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from omnijourney.collector.server import serve
+
+    asyncio.run(serve(settings, allow_dev_key=args.dev_key))
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.worker import run
+
+    return run(settings)
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.simulator.command import SimulateOptions, parse_start, run
+
+    options = SimulateOptions(
+        customers=args.customers,
+        days=args.days,
+        start=None if args.start is None else parse_start(args.start),
+        seed=args.seed,
+        out_truth=args.out_truth,
+        rate=args.rate,
+        via_collector=args.via_collector,
+        write_key=args.write_key,
+        to_file=args.to_file,
+        topic_prefix=args.topic_prefix,
+        sent_at=args.sent_at,
+        malformed_share=args.malformed_share,
+        duplicate_share=args.duplicate_share,
+        progress=not args.quiet,
+    )
+    print(run(settings, options))
+    return 0
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney import evaluation
+    from omnijourney.simulator.truth import read_truth
+
+    with args.truth.open("rb") as truth_file:
+        truth = read_truth(truth_file)
+    with args.predicted.open("rb") as predicted_file:
+        predicted = evaluation.read_prediction(predicted_file)
+    print(evaluation.format_table(evaluation.evaluate(truth, predicted)))
+    return 0
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from omnijourney import html_report
+    from omnijourney.exceptions import ConfigurationError
+
+    if args.truth is None:
+        raise ConfigurationError(
+            "reading journeys from ClickHouse is not wired yet: pass --truth FILE (a "
+            "simulation's ground truth) to draw its journeys"
+        )
+    with args.truth.open("rb") as truth_file:
+        journeys = html_report.journeys_from_truth(truth_file)
+    data = html_report.summarize(journeys, title=args.title, generated_at=datetime.now(UTC))
+    args.html.parent.mkdir(parents=True, exist_ok=True)
+    args.html.write_text(html_report.render(data), encoding="utf-8")
+    print(f"wrote {args.html} ({data.journeys:,} journeys)")
+    return 0
+
+
+def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="seeded omnichannel customers -> Kafka (or the collector), plus the ground truth",
+        description="Simulate customers across web, app, stores, call center, email/SMS and "
+        "CRM; send their touchpoints; write the ground truth (JSON lines) for `evaluate`.",
+    )
+    sim.add_argument("--customers", type=int, default=1000, help="people (default 1000)")
+    sim.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
+    sim.add_argument(
+        "--start",
+        default=None,
+        help="first simulated day, YYYY-MM-DD in UTC (default: the last --days days)",
+    )
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same events (default 1)")
+    sim.add_argument(
+        "--out-truth",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="ground truth file (default <data_dir>/simulation/truth-seed<N>.jsonl)",
+    )
+    sim.add_argument(
+        "--rate", type=float, default=None, help="records per second (default: as fast as possible)"
+    )
+    sim.add_argument(
+        "--via-collector", default=None, metavar="URL", help="POST to the HTTP collector instead"
+    )
+    sim.add_argument("--write-key", default=None, metavar="KEY", help="collector write key")
+    sim.add_argument(
+        "--to-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the Kafka records (topic, key, value per line) instead of producing them",
+    )
+    sim.add_argument(
+        "--topic-prefix",
+        default="touchpoints",
+        help="produce to <prefix>.<channel> (default touchpoints)",
+    )
+    sim.add_argument(
+        "--sent-at",
+        choices=["wall", "simulated", "none"],
+        default="wall",
+        help="sent_at stamped by the sender: the real clock (default), the simulated upload "
+        "time (byte-identical runs; right only in real time), or none",
+    )
+    sim.add_argument("--malformed-share", type=float, default=0.005)
+    sim.add_argument("--duplicate-share", type=float, default=0.01)
+    sim.add_argument("--quiet", action="store_true", help="no progress line")
+    sim.set_defaults(handler=_simulate)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score what the pipeline produced against a simulation's ground truth",
+    )
+    ev.add_argument("--truth", type=Path, required=True, metavar="FILE")
+    ev.add_argument(
+        "--predicted",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="JSON lines: {type: identifier, id, customer} and {type: journey|session, id, events}",
+    )
+    ev.set_defaults(handler=_evaluate)
+
+    report = sub.add_parser("report", help="the journeys as one self-contained HTML page")
+    report.add_argument("--html", type=Path, required=True, metavar="FILE", help="page to write")
+    report.add_argument(
+        "--truth", type=Path, default=None, metavar="FILE", help="draw a simulation's journeys"
+    )
+    report.add_argument("--title", default="omnijourney: customer journeys")
+    report.set_defaults(handler=_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="omnijourney", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     kafka = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft)")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "action",
+        choices=["fetch", "start", "stop", "status"],
+        help="fetch resolves the broker's jars with Maven (start does it when needed)",
+    )
+    kafka.add_argument(
+        "--brokers",
+        type=int,
+        metavar="N",
+        help="nodes of the local KRaft cluster (setting kafka.brokers, default 1); "
+        "stop and status always cover every node of ours",
+    )
     kafka.set_defaults(handler=_kafka)
 
     ch = sub.add_parser("clickhouse", help="the embedded ClickHouse (chdb) HTTP server")
     ch.add_argument("action", choices=["start", "stop", "status", "serve"])
+    ch.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="serve: the chdb store directory (overrides settings)",
+    )
     ch.set_defaults(handler=_clickhouse)
 
     sub.add_parser("up", help="start local Kafka and embedded ClickHouse").set_defaults(handler=_up)
@@ -84,6 +269,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="start the stack and run the main job on the embedded defaults"
     ).set_defaults(handler=_demo)
+
+    schemas = sub.add_parser("schemas", help="the touchpoint contract")
+    schemas_sub = schemas.add_subparsers(dest="schemas_action", required=True, metavar="ACTION")
+    export = schemas_sub.add_parser(
+        "export", help="write JSON Schema files (producer input, validated, dead letter)"
+    )
+    export.add_argument("dir", metavar="DIR", help="directory to write the .schema.json files to")
+    export.set_defaults(handler=_schemas)
+
+    collector = sub.add_parser(
+        "collector", help="the HTTP collector (POST /v1/touchpoints; docs at /docs)"
+    )
+    collector.add_argument(
+        "--dev-key",
+        action="store_true",
+        help="with no write keys configured, generate one for every channel and print it once "
+        "(loopback only)",
+    )
+    collector.set_defaults(handler=_collector)
+
+    sub.add_parser(
+        "worker", help="the Faust worker: ingest (validation, dead letters); /health on its port"
+    ).set_defaults(handler=_worker)
+    _add_simulate(sub)
     return parser
 
 

@@ -1,5 +1,18 @@
 """The one exception tree of omnijourney: every error we raise on purpose derives from here."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+
+class FieldError(TypedDict):
+    """One field-level validation error: dotted location, message and machine reason."""
+
+    loc: str
+    msg: str
+    reason: str
+
 
 class OmnijourneyError(Exception):
     """Base of every error omnijourney raises on purpose."""
@@ -27,6 +40,47 @@ class TransientError(OmnijourneyError):
 
 class PoisonMessage(OmnijourneyError):
     """Input that can never be processed: it goes to the dead-letter topic and we continue."""
+
+
+class NaiveDatetime(OmnijourneyError, ValueError):
+    """A datetime without timezone reached code that only accepts timezone-aware UTC."""
+
+
+class InvalidPii(OmnijourneyError, ValueError):
+    """An email or phone number that cannot be normalized (the message never echoes it)."""
+
+
+class InvalidTouchpoint(PoisonMessage):
+    """A touchpoint that fails validation: one reason and the field errors that explain it."""
+
+    def __init__(self, reason: str, errors: Sequence[FieldError]) -> None:
+        self.reason = reason
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        shown = "; ".join(f"{e['loc'] or '<event>'}: {e['msg']}" for e in self.errors[:5])
+        more = len(self.errors) - 5
+        suffix = f"; and {more} more" if more > 0 else ""
+        return f"invalid touchpoint ({self.reason}): {shown}{suffix}"
+
+
+class ClickHouseQueryError(OmnijourneyError):
+    """ClickHouse refused a request: carries the server's error code, name and message."""
+
+    def __init__(self, code: int, name: str, message: str) -> None:
+        super().__init__(f"Code: {code}. {message} ({name})")
+        self.code = code
+        self.name = name
+        self.message = message
+
+
+class KafkaUnavailable(TransientError):
+    """Kafka did not acknowledge in time (broker down or unreachable); the caller retries."""
+
+
+class Overloaded(TransientError):
+    """Too much work is already waiting; the caller retries later."""
 
 
 class InvalidTouch(PoisonMessage):

@@ -93,15 +93,25 @@ class ManagedProcess:
                 close_fds=True,
             )
         self.pidfile.write_text(str(proc.pid))
+        # Popen returns as soon as exec has begun, but /proc/<pid>/cmdline stays empty until the
+        # kernel has set up the new program's arguments; until then the process would not look
+        # like ours and exited_early() would report a live process as gone.
+        deadline = time.monotonic() + 5.0
+        while not self._is_ours(proc.pid) and proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         return proc.pid
 
     def exited_early(self, pid: int) -> bool:
         """True when the process we spawned is gone (reaping it if it is our child)."""
-        with contextlib.suppress(ChildProcessError):
+        try:
             done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return True
-        return not self._is_ours(pid)
+        except ChildProcessError:  # not our child (or reaped already): look at /proc
+            return not self._is_ours(pid)
+        # Our child is gone only once reaped: a JVM's main thread can show as a zombie while
+        # its other threads still run the shutdown (ports and data dir still held).
+        return done == pid
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the log, for error messages."""
@@ -127,3 +137,26 @@ class ManagedProcess:
         with contextlib.suppress(OSError):
             self.pidfile.unlink()
         return True
+
+
+def stop_together(processes: Sequence[ManagedProcess], timeout: float = 30.0) -> dict[str, int]:
+    """Stop several of our processes at once (TERM all, then KILL stragglers); {name: pid}."""
+    found = {proc: pid for proc in processes if (pid := proc.pid()) is not None}
+    for pid in found.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    pending = dict(found)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        # exited_early reaps our children: once TERMed they must not linger as zombies.
+        pending = {proc: pid for proc, pid in pending.items() if not proc.exited_early(pid)}
+        if pending:
+            time.sleep(0.1)
+    for proc, pid in pending.items():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        wait_until(lambda: proc.exited_early(pid), 10, f"{proc.name} to exit after SIGKILL")  # noqa: B023
+    for proc in found:
+        with contextlib.suppress(OSError):
+            proc.pidfile.unlink()
+    return {proc.name: pid for proc, pid in found.items()}

@@ -1,0 +1,336 @@
+"""Scoring the pipeline against a simulation's ground truth: pure functions over mappings.
+
+* identity: pairwise precision / recall / F1 over identifier pairs, counted per (predicted
+  customer, true person) cell rather than by listing pairs, plus recall against what the
+  evidence allows (pairs inside one evidence component of the truth);
+* wrong merges: predicted customers holding identifiers of people with different customer ids
+  (merge protection must make this zero) and, more broadly, of different people;
+* journeys and sessions matched exactly (same set of event ids);
+* late events (nightly till uploads) placed in exactly their true journey.
+
+The reading side (ClickHouse) turns the pipeline's tables into a `Prediction`; the same
+mappings can come from a JSON lines file (`read_prediction`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from omnijourney.exceptions import ConfigurationError
+from omnijourney.simulator.truth import Truth
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """numerator / denominator, 1.0 when there was nothing to get right."""
+    return 1.0 if denominator == 0 else numerator / denominator
+
+
+def _f1(precision: float, recall: float) -> float:
+    total = precision + recall
+    return 0.0 if total == 0 else 2 * precision * recall / total
+
+
+@dataclass(frozen=True, slots=True)
+class PairScores:
+    """Pairwise identity scores over the identifiers of the truth."""
+
+    identifiers: int
+    true_pairs: int
+    predicted_pairs: int
+    correct_pairs: int
+    achievable_pairs: int
+    achievable_correct: int
+    missing: int
+    """Identifiers of the truth the pipeline never reported (scored as lone identifiers)."""
+
+    @property
+    def precision(self) -> float:
+        """Share of predicted same-customer pairs that are one person."""
+        return _ratio(self.correct_pairs, self.predicted_pairs)
+
+    @property
+    def recall(self) -> float:
+        """Share of same-person pairs the pipeline put in one customer."""
+        return _ratio(self.correct_pairs, self.true_pairs)
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall."""
+        return _f1(self.precision, self.recall)
+
+    @property
+    def achievable_recall(self) -> float:
+        """Recall over the pairs the evidence links (same evidence component)."""
+        return _ratio(self.achievable_correct, self.achievable_pairs)
+
+    @property
+    def recall_bound(self) -> float:
+        """The best recall any resolver can reach on this evidence."""
+        return _ratio(self.achievable_pairs, self.true_pairs)
+
+
+def pairwise_identity(
+    predicted: Mapping[str, str],
+    truth: Mapping[str, str],
+    components: Mapping[str, str] | None = None,
+) -> PairScores:
+    """Pair scores of a predicted grouping {identifier: customer} against {identifier: person}.
+
+    Only identifiers of the truth are scored (shared ones are left out of it beforehand);
+    one the pipeline never reported counts as a customer of its own. With `components`
+    ({identifier: evidence component}) the achievable recall is computed too.
+    """
+    cells: Counter[tuple[str, str]] = Counter()
+    customers: Counter[str] = Counter()
+    people: Counter[str] = Counter()
+    component_cells: Counter[tuple[str, str]] = Counter()
+    component_sizes: Counter[str] = Counter()
+    missing = 0
+    for identifier, person in truth.items():
+        people[person] += 1
+        customer = predicted.get(identifier)
+        if customer is None:
+            missing += 1
+        else:
+            cells[customer, person] += 1
+            customers[customer] += 1
+        if components is not None:
+            component = components[identifier]
+            component_sizes[component] += 1
+            if customer is not None:
+                component_cells[customer, component] += 1
+    return PairScores(
+        identifiers=len(truth),
+        true_pairs=sum(map(_pairs, people.values())),
+        predicted_pairs=sum(map(_pairs, customers.values())),
+        correct_pairs=sum(map(_pairs, cells.values())),
+        achievable_pairs=sum(map(_pairs, component_sizes.values())),
+        achievable_correct=sum(map(_pairs, component_cells.values())),
+        missing=missing,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MergeErrors:
+    """Predicted customers that hold more than one real person."""
+
+    customers: int
+    mixed: int
+    """Customers holding identifiers of two or more people."""
+    conflicting: int
+    """Customers holding identifiers of people with different customer ids (must be 0)."""
+    examples: tuple[str, ...] = ()
+    """A few conflicting customers, to look at."""
+
+
+def wrong_merges(
+    predicted: Mapping[str, str],
+    truth: Mapping[str, str],
+    customer_ids: Mapping[str, str],
+    examples: int = 5,
+) -> MergeErrors:
+    """Customers mixing people, and those mixing people with different customer ids."""
+    people_of: defaultdict[str, set[str]] = defaultdict(set)
+    for identifier, customer in predicted.items():
+        person = truth.get(identifier)
+        if person is not None:
+            people_of[customer].add(person)
+    mixed = conflicting = 0
+    shown: list[str] = []
+    for customer in sorted(people_of):
+        people = people_of[customer]
+        if len(people) < 2:
+            continue
+        mixed += 1
+        if len({customer_ids[p] for p in people if p in customer_ids}) > 1:
+            conflicting += 1
+            if len(shown) < examples:
+                shown.append(customer)
+    return MergeErrors(len(people_of), mixed, conflicting, tuple(shown))
+
+
+@dataclass(frozen=True, slots=True)
+class MatchScores:
+    """Groups of events (journeys or sessions) reproduced exactly."""
+
+    truth: int
+    predicted: int
+    """Predicted groups holding at least one event of the truth."""
+    matched: int
+
+    @property
+    def precision(self) -> float:
+        """Share of predicted groups that are exactly a true one."""
+        return _ratio(self.matched, self.predicted)
+
+    @property
+    def recall(self) -> float:
+        """Share of true groups reproduced exactly."""
+        return _ratio(self.matched, self.truth)
+
+
+def exact_matches(
+    predicted: Mapping[str, Iterable[str]], truth: Mapping[str, Iterable[str]]
+) -> MatchScores:
+    """How many true groups of event ids the prediction holds exactly (order ignored)."""
+    true_sets = {frozenset(events) for events in truth.values()}
+    true_events = set().union(*true_sets) if true_sets else set()
+    predicted_sets = [frozenset(events) for events in predicted.values()]
+    relevant = [group for group in predicted_sets if not group.isdisjoint(true_events)]
+    matched = sum(1 for group in set(relevant) if group in true_sets)
+    return MatchScores(len(true_sets), len(relevant), matched)
+
+
+@dataclass(frozen=True, slots=True)
+class LateScores:
+    """Late (nightly-batch) events and where the pipeline put them."""
+
+    late: int
+    placed: int
+    """In some predicted journey."""
+    correct: int
+    """In a predicted journey that is exactly their true journey."""
+    eligible: int
+    """Within the allowed lateness behind their person's watermark."""
+    eligible_correct: int
+
+    @property
+    def accuracy(self) -> float:
+        """Share of late events placed exactly right."""
+        return _ratio(self.correct, self.late)
+
+
+def late_placement(
+    predicted_journeys: Mapping[str, Iterable[str]],
+    truth_journeys: Mapping[str, Iterable[str]],
+    late: Mapping[str, str],
+    eligible: Iterable[str] = (),
+) -> LateScores:
+    """Late events (event id -> true journey id) placed in exactly their true journey."""
+    home: dict[str, frozenset[str]] = {}
+    for events in predicted_journeys.values():
+        group = frozenset(events)
+        for event_id in group:
+            if event_id in late:
+                home[event_id] = group
+    within = set(eligible)
+    correct = eligible_correct = 0
+    truth_sets = {journey: frozenset(events) for journey, events in truth_journeys.items()}
+    for event_id, journey in late.items():
+        if home.get(event_id) == truth_sets.get(journey):
+            correct += 1
+            eligible_correct += event_id in within
+    return LateScores(len(late), len(home), correct, len(within & set(late)), eligible_correct)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the pipeline produced, as plain mappings."""
+
+    identifiers: Mapping[str, str]
+    """identifier `kind:value` -> customer id."""
+    journeys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sessions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Every score of one comparison."""
+
+    identity: PairScores
+    merges: MergeErrors
+    journeys: MatchScores
+    sessions: MatchScores
+    late: LateScores
+    shared: int
+
+
+def evaluate(truth: Truth, predicted: Prediction) -> Evaluation:
+    """Score a prediction against the truth."""
+    late = {event_id: record["journey"] for event_id, record in truth.late.items()}
+    eligible = [e for e, record in truth.late.items() if record.get("within_lateness")]
+    return Evaluation(
+        identity=pairwise_identity(predicted.identifiers, truth.identifiers, truth.components),
+        merges=wrong_merges(predicted.identifiers, truth.identifiers, truth.customer_ids),
+        journeys=exact_matches(predicted.journeys, truth.journeys),
+        sessions=exact_matches(predicted.sessions, truth.sessions),
+        late=late_placement(predicted.journeys, truth.journeys, late, eligible),
+        shared=len(truth.shared),
+    )
+
+
+def read_prediction(lines: Iterable[bytes | str]) -> Prediction:
+    """Parse JSON lines: `{type: identifier, id, customer}`, `{type: journey|session, ...}`."""
+    identifiers: dict[str, str] = {}
+    journeys: dict[str, tuple[str, ...]] = {}
+    sessions: dict[str, tuple[str, ...]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record: dict[str, Any] = orjson.loads(line)
+            kind = record["type"]
+            if kind == "identifier":
+                identifiers[record["id"]] = record["customer"]
+            elif kind == "journey":
+                journeys[record["id"]] = tuple(record["events"])
+            elif kind == "session":
+                sessions[record["id"]] = tuple(record["events"])
+            else:
+                raise KeyError(f"unknown type {kind!r}")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"prediction line {number}: {exc}") from None
+    return Prediction(identifiers, journeys, sessions)
+
+
+def format_table(result: Evaluation) -> str:
+    """The evaluation as a plain-text table."""
+    identity, merges = result.identity, result.merges
+    journeys, sessions, late = result.journeys, result.sessions, result.late
+    rows = [
+        ("identity resolution, identifier pairs", ""),
+        ("  precision", f"{identity.precision:.4f}"),
+        ("  recall", f"{identity.recall:.4f}"),
+        ("  F1", f"{identity.f1:.4f}"),
+        ("  recall where the evidence allows it", f"{identity.achievable_recall:.4f}"),
+        ("  upper bound of recall (evidence)", f"{identity.recall_bound:.4f}"),
+        (
+            "  pairs: true / linkable / predicted / correct",
+            f"{identity.true_pairs:,} / {identity.achievable_pairs:,} / "
+            f"{identity.predicted_pairs:,} / {identity.correct_pairs:,}",
+        ),
+        (
+            "  identifiers scored / never reported / shared",
+            f"{identity.identifiers:,} / {identity.missing:,} / {result.shared:,}",
+        ),
+        ("customers merging different customer ids", f"{merges.conflicting:,} (must be 0)"),
+        ("customers mixing people", f"{merges.mixed:,} of {merges.customers:,}"),
+        (
+            "journeys matched exactly",
+            f"{journeys.matched:,} of {journeys.truth:,} true, {journeys.predicted:,} "
+            f"predicted (recall {journeys.recall:.3f}, precision {journeys.precision:.3f})",
+        ),
+        (
+            "sessions matched exactly",
+            f"{sessions.matched:,} of {sessions.truth:,} true, {sessions.predicted:,} "
+            f"predicted (recall {sessions.recall:.3f}, precision {sessions.precision:.3f})",
+        ),
+        (
+            "late events in their true journey",
+            f"{late.correct:,} of {late.late:,} ({late.accuracy:.3f}); within lateness "
+            f"{late.eligible_correct:,} of {late.eligible:,}; placed {late.placed:,}",
+        ),
+    ]
+    if merges.examples:
+        rows.append(("  e.g. wrongly merged", ", ".join(merges.examples)))
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}".rstrip() for label, value in rows)

@@ -1,0 +1,84 @@
+"""Every topic of the pipeline in one place: names, partitions, configs, cleanup policies.
+
+Pure: the specs are built from settings; `omnijourney.local.admin.ensure_topics` creates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from omnijourney.settings import Settings
+from schemas.topics import CHANNEL_TOPICS, DEADLETTER_TOPIC, VALID_TOPIC
+
+__all__ = [
+    "CHANNEL_TOPICS",
+    "DEADLETTER_TOPIC",
+    "VALID_TOPIC",
+    "TopicSpec",
+    "collector_topics",
+    "pipeline_topics",
+    "raw_topic_names",
+]
+
+_HOUR_MS: Final = 3_600_000
+_DAY_MS: Final = 24 * _HOUR_MS
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic as the pipeline needs it."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def _raw_config(settings: Settings) -> dict[str, str]:
+    return {
+        # The broker's clock stamps every record: the ingest stage takes received_at from it
+        # (a producer's CreateTime would carry the very clock skew the edge corrects).
+        "message.timestamp.type": "LogAppendTime",
+        "cleanup.policy": "delete",
+        "retention.ms": str(int(settings.topics.raw_retention_hours * _HOUR_MS)),
+    }
+
+
+def raw_topic_names() -> tuple[str, ...]:
+    """The producer-facing topics (`touchpoints.<channel>`), one per channel."""
+    return tuple(CHANNEL_TOPICS.values())
+
+
+def collector_topics(settings: Settings) -> tuple[TopicSpec, ...]:
+    """The topics the HTTP collector writes to."""
+    partitions = settings.topics.partitions
+    config = _raw_config(settings)
+    return tuple(
+        TopicSpec(name, partitions, config, f"raw {channel} touchpoints (producer input form)")
+        for channel, name in CHANNEL_TOPICS.items()
+    )
+
+
+def pipeline_topics(settings: Settings) -> tuple[TopicSpec, ...]:
+    """Every topic the ingest stage reads or writes."""
+    partitions = settings.topics.partitions
+    return (
+        *collector_topics(settings),
+        TopicSpec(
+            VALID_TOPIC,
+            partitions,
+            {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
+            "validated touchpoints keyed by the strongest identifier",
+        ),
+        TopicSpec(
+            DEADLETTER_TOPIC,
+            partitions,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(int(settings.topics.deadletter_retention_days * _DAY_MS)),
+            },
+            "refused messages with the reason and the (redacted) original bytes",
+        ),
+    )

@@ -1,0 +1,84 @@
+"""`omnijourney worker`: the Faust worker of the pipeline (ingest so far) with /health."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from omnijourney.local.admin import declare_topics
+from omnijourney.settings import Settings
+from schemas.keystore import hasher_from_settings
+from streams.app import create_app
+from streams.ingest import register_ingest
+from streams.topics import pipeline_topics
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+async def broker_reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:
+    """Whether some bootstrap server accepts a TCP connection (cheap; not a Kafka request)."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            async with asyncio.timeout(timeout_s):
+                _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+def health(app: faust.App, *, broker_up: bool) -> tuple[bool, dict[str, Any]]:
+    """Whether the worker consumes: started, not rebalancing, partitions assigned, broker up."""
+    consumer = app.consumer
+    assigned = len(consumer.assignment())
+    state = consumer.state
+    ok = state == "running" and not app.rebalancing and assigned > 0 and broker_up
+    return ok, {
+        "status": "ok" if ok else "unavailable",
+        "consumer": state,
+        "rebalancing": app.rebalancing,
+        "assigned_partitions": assigned,
+        "broker": "reachable" if broker_up else "unreachable",
+    }
+
+
+def register_health(app: faust.App, bootstrap: str) -> None:
+    """GET /health on the worker's web port: 200 when consuming, 503 otherwise."""
+
+    @app.page("/health")
+    async def health_view(web: View, request: Request) -> Response:
+        ok, body = health(app, broker_up=await broker_reachable(bootstrap))
+        return web.json(body, status=200 if ok else 503)
+
+
+def build(settings: Settings) -> faust.App:
+    """The worker's app with every stage registered."""
+    app = create_app(settings)
+    register_ingest(app, settings, hasher=hasher_from_settings(settings), clock=utc_now)
+    register_health(app, settings.kafka.bootstrap)
+    return app
+
+
+def run(settings: Settings) -> int:
+    """Create the topics, then run the worker until SIGINT/SIGTERM."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(
+        declare_topics(
+            settings.kafka.bootstrap,
+            pipeline_topics(settings),
+            replication_factor=settings.topics.replication_factor,
+        )
+    )
+    app = build(settings)
+    worker = faust.Worker(app, loop=loop, loglevel=settings.worker.log_level)
+    worker.execute_from_commandline()

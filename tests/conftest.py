@@ -1,0 +1,3 @@
+"""Shared pytest setup: the plugins that start the real local services once per run."""
+
+pytest_plugins = ["tests.plugins.kafka", "tests.plugins.clickhouse"]

@@ -1,0 +1,217 @@
+"""Helpers of the collector and ingest tests: ports, settings copies, reading topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
+
+from omnijourney.local.admin import topic_partitions
+from omnijourney.settings import CollectorSettings, Settings, WriteKey
+from schemas.examples import examples
+
+ROOT = Path(__file__).resolve().parents[1]
+PII_KEY = "omnijourney-test-pii-key-0123456789abcdef"
+WEB_SECRET = "web-shop-secret-0123456789"
+POS_SECRET = "till-017-03-secret-0123456789"
+# A synthetic address that appears in the examples (example.com is reserved for docs).
+CLEAR_EMAIL = b"jane.roe@example.com"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def collector_settings(settings: Settings, bootstrap: str, **collector: Any) -> Settings:
+    """Settings for an in-process collector against `bootstrap`, with a web and a pos key."""
+    keys = {
+        "web-shop": WriteKey(secret=SecretStr(WEB_SECRET), channels=("web",)),
+        "till-017-03": WriteKey(secret=SecretStr(POS_SECRET), channels=("pos",)),
+    }
+    fields: dict[str, Any] = {
+        "write_keys": keys,
+        "port": 0,
+        "transactional_id": f"omnijourney-test-{uuid.uuid4().hex[:8]}",
+        **collector,
+    }
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap}),
+            "privacy": settings.privacy.model_copy(update={"pii_hash_key": SecretStr(PII_KEY)}),
+            "collector": CollectorSettings.model_validate(fields),
+        }
+    )
+
+
+def fresh(channel: str, type_: str | None = None) -> dict[str, Any]:
+    """A valid example event of the channel (and type) with a unique event_id."""
+    for event in examples():
+        if event["channel"] == channel and type_ in (None, event["type"]):
+            return {**event, "event_id": str(uuid.uuid4())}
+    raise LookupError((channel, type_))
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """One record read back."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_type: int
+
+
+async def end_offsets(
+    bootstrap: str, topics: Iterable[str], *, isolation: str = "read_uncommitted"
+) -> dict[TopicPartition, int]:
+    """The end offset of every partition of the topics (read_uncommitted: the high watermark)."""
+    counts = await topic_partitions(bootstrap, topics)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def read_from(
+    bootstrap: str, start: dict[TopicPartition, int], *, isolation: str = "read_committed"
+) -> list[Consumed]:
+    """Every record after `start` up to the current end of each partition."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(list(start))
+        out: list[Consumed] = []
+        pending = {tp for tp in start if ends[tp] > start[tp]}
+        deadline = asyncio.get_running_loop().time() + 60
+        while pending and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(*pending, timeout_ms=2000)
+            for records in batches.values():
+                out += [
+                    Consumed(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp_type)
+                    for r in records
+                ]
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return out
+    finally:
+        await consumer.stop()
+
+
+def tmp_dir(base: Path, name: str) -> Path:
+    """A fresh directory below base."""
+    path = base / f"{name}-{uuid.uuid4().hex[:6]}"
+    path.mkdir(parents=True)
+    return path
+
+
+async def commit_ends(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
+    """Commit the current end offsets of the topics for a new consumer group.
+
+    A test worker then starts where the topics end now, not at the history other runs left
+    on a shared broker, and without the race of auto_offset_reset=latest.
+    """
+    ends = await end_offsets(bootstrap, topics)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
+class Worker:
+    """A worker subprocess (`python -m omnijourney.cli worker`) with its own consumer group."""
+
+    def __init__(
+        self, bootstrap: str, data_dir: Path, *, from_end: bool = True, **env_settings: str
+    ) -> None:
+        from streams.topics import raw_topic_names
+
+        self.bootstrap = bootstrap
+        self.port = free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = data_dir / "worker.log"
+        self.group_id = f"omnijourney-test-{uuid.uuid4().hex[:8]}"
+        if from_end:
+            asyncio.run(commit_ends(bootstrap, self.group_id, raw_topic_names()))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "OMNIJOURNEY_DATA_DIR": str(data_dir),
+            "OMNIJOURNEY_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "OMNIJOURNEY_PRIVACY__PII_HASH_KEY": PII_KEY,
+            "OMNIJOURNEY_WORKER__APP_ID": self.group_id,
+            "OMNIJOURNEY_WORKER__PORT": str(self.port),
+            "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": "0.5",
+            "OMNIJOURNEY_WORKER__LOG_LEVEL": "warning",
+            **env_settings,
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "omnijourney.cli", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def health(self) -> int | None:
+        """The status of GET /health, None when nothing answers."""
+        try:
+            url = f"http://127.0.0.1:{self.port}/health"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def healthy(self) -> bool:
+        """Whether /health answers 200."""
+        return self.health() == 200
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"worker not healthy (exit {self.process.poll()}):\n{tail}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
