@@ -99,3 +99,16 @@ class KafkaUnavailable(TransientError):
 
 class Overloaded(TransientError):
     """Too much work is already waiting; the caller retries later."""
+
+
+class InvalidTouch(PoisonMessage):
+    """A touchpoint handed to the stitching core breaks one of its rules (field and reason)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ProtocolViolation(OmnijourneyError):
+    """A stitching message that cannot happen in the receiving state (a bug or a corrupt table)."""
