@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from omnijourney.exceptions import OmnijourneyError
 from omnijourney.settings import Settings, load_settings
@@ -32,6 +33,21 @@ def _kafka(settings: Settings, args: argparse.Namespace) -> int:
 def _clickhouse(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney.local import clickhouse
 
+    if args.action == "serve":
+        if args.store is not None:
+            ch = settings.clickhouse.model_copy(update={"store_dir": args.store})
+            settings = settings.model_copy(update={"clickhouse": ch})
+        clickhouse.serve(settings)
+        return 0
+    if args.action == "migrate":
+        from sinks.migrations import migrate
+
+        done = migrate(settings)
+        for line in done:
+            print(f"clickhouse: {line}")
+        if not done:
+            print(f"clickhouse: schema of {settings.clickhouse.database!r} is up to date")
+        return 0
     if args.action == "serve":
         if args.store is not None:
             ch = settings.clickhouse.model_copy(update={"store_dir": args.store})
@@ -137,7 +153,7 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(settings: Settings, args: argparse.Namespace) -> int:
+def _html_report(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from omnijourney import html_report
@@ -224,13 +240,93 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     ev.set_defaults(handler=_evaluate)
 
-    report = sub.add_parser("report", help="the journeys as one self-contained HTML page")
-    report.add_argument("--html", type=Path, required=True, metavar="FILE", help="page to write")
-    report.add_argument(
-        "--truth", type=Path, default=None, metavar="FILE", help="draw a simulation's journeys"
+
+def _sink(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from sinks.sink import Sink
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        sink = Sink(settings)
+        print(
+            f"sink: {', '.join(settings.sink.topics)} -> {settings.clickhouse.url} "
+            f"database {settings.clickhouse.database!r}, group {settings.sink.group_id!r}",
+            flush=True,
+        )
+        await sink.run(stop)
+        print(f"sink: stopped after {sink.stats.batches} batches", flush=True)
+
+    asyncio.run(main())
+    return 0
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    if args.html is not None:
+        return _html_report(settings, args)
+    return _saved_report(settings, args)
+
+
+def _saved_report(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks import reports
+
+    if args.list or args.name is None:
+        print(reports.catalogue(reports.load_queries()), end="")
+        return 0
+    query = reports.saved_query(args.name)
+    params = reports.parse_params(args.param)
+    reports.bind(query, params)  # refuse unknown parameters before connecting
+    result = _with_client(settings, lambda conn: reports.run_report(conn, query, params))
+    print(reports.render(result, args.format), end="")
+    return 0
+
+
+def _query(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks import reports
+
+    params = reports.parse_params(args.param)
+    result = _with_client(settings, lambda conn: reports.run_sql(conn, args.sql, params))
+    print(reports.render(result, args.format), end="")
+    return 0
+
+
+def _with_client(settings: Settings, work: Callable[[Any], Any]) -> Any:
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from omnijourney.exceptions import ReportError
+    from sinks.clickhouse import client
+
+    try:
+        conn = client(settings, autogenerate_session_id=False)
+    except ClickHouseError as exc:
+        raise ReportError(f"cannot reach ClickHouse at {settings.clickhouse.url}: {exc}") from None
+    try:
+        return work(conn)
+    finally:
+        conn.close()
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="output format (default: an aligned table)",
     )
-    report.add_argument("--title", default="omnijourney: customer journeys")
-    report.set_defaults(handler=_report)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a query parameter, e.g. --param days=7 (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.set_defaults(handler=_kafka)
 
     ch = sub.add_parser("clickhouse", help="the embedded ClickHouse (chdb) HTTP server")
-    ch.add_argument("action", choices=["start", "stop", "status", "serve"])
+    ch.add_argument(
+        "action",
+        choices=["start", "stop", "status", "serve", "migrate"],
+        help="migrate applies the versioned schema of the sink (any ClickHouse, idempotent)",
+    )
     ch.add_argument(
         "--store",
         type=Path,
@@ -269,6 +369,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="start the stack and run the main job on the embedded defaults"
     ).set_defaults(handler=_demo)
+
+    sub.add_parser(
+        "sink", help="copy the public topics into ClickHouse (consumer group; Ctrl-C stops)"
+    ).set_defaults(handler=_sink)
+
+    report = sub.add_parser(
+        "report",
+        help="run a saved query against ClickHouse (--list shows them), or --html FILE",
+    )
+    report.add_argument("name", nargs="?", help="saved query (see --list)")
+    report.add_argument("--list", action="store_true", help="list saved queries and parameters")
+    report.add_argument(
+        "--html", type=Path, default=None, metavar="FILE", help="write the journeys as one page"
+    )
+    report.add_argument(
+        "--truth", type=Path, default=None, metavar="FILE", help="--html: draw a simulation's truth"
+    )
+    report.add_argument("--title", default="omnijourney: customer journeys")
+    _output_options(report)
+    report.set_defaults(handler=_report)
+
+    query = sub.add_parser("query", help="run any SQL against the configured ClickHouse")
+    query.add_argument("sql", metavar="SQL", help='e.g. "SELECT count() FROM touchpoints"')
+    _output_options(query)
+    query.set_defaults(handler=_query)
 
     schemas = sub.add_parser("schemas", help="the touchpoint contract")
     schemas_sub = schemas.add_subparsers(dest="schemas_action", required=True, metavar="ACTION")

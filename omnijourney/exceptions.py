@@ -65,6 +65,24 @@ class InvalidTouchpoint(PoisonMessage):
         return f"invalid touchpoint ({self.reason}): {shown}{suffix}"
 
 
+class InvalidRecord(InvalidTouchpoint):
+    """A record on a public journey or identity topic that breaks its contract.
+
+    It shares InvalidTouchpoint's reason and field errors, so its dead letter names the field.
+    """
+
+    def _summary(self) -> str:
+        return "invalid record" + super()._summary().removeprefix("invalid touchpoint")
+
+
+class MigrationError(OmnijourneyError):
+    """The ClickHouse schema cannot be brought to the version this code expects."""
+
+
+class ReportError(OmnijourneyError):
+    """A saved query or ad-hoc SQL could not be run (unknown name, bad parameter, SQL error)."""
+
+
 class ClickHouseQueryError(OmnijourneyError):
     """ClickHouse refused a request: carries the server's error code, name and message."""
 

@@ -335,6 +335,76 @@ class WorkerSettings(BaseModel):
     )
 
 
+class RetentionSettings(BaseModel):
+    """How long ClickHouse keeps each kind of row (days; 0 keeps rows forever)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    touchpoints_days: int = Field(
+        default=730, ge=0, le=36500, description="Enriched touchpoints, by occurred_at."
+    )
+    sessions_days: int = Field(default=730, ge=0, le=36500, description="Sessions, by started_at.")
+    journeys_days: int = Field(default=730, ge=0, le=36500, description="Journeys, by started_at.")
+    identity_days: int = Field(
+        default=0,
+        ge=0,
+        le=36500,
+        description="Identity links, merges and rejections (0: forever; aliases are never "
+        "expired, rows written under an old customer id must keep resolving).",
+    )
+    dead_letters_days: int = Field(
+        default=90, ge=0, le=36500, description="Dead letters, by received_at."
+    )
+
+
+class SinkSettings(BaseModel):
+    """The ClickHouse sink: consumer group, batching, back-off, health endpoint, retention."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_id: str = Field(
+        default="omnijourney-sink", min_length=1, description="Kafka consumer group of the sink."
+    )
+    topics: tuple[str, ...] = Field(
+        default=(
+            "journeys.touchpoints",
+            "journeys.sessions",
+            "journeys.updates",
+            "identity.links",
+            "identity.merges",
+            "touchpoints.deadletter",
+        ),
+        min_length=1,
+        description="Topics the sink copies into ClickHouse.",
+    )
+    batch_rows: int = Field(
+        default=20_000, ge=1, description="A partition's batch is inserted once it has this many."
+    )
+    flush_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description="...or once its first record waited this long (bounds freshness).",
+    )
+    max_buffered_rows: int = Field(
+        default=200_000,
+        ge=1,
+        description="Consumption pauses while this many rows wait for ClickHouse.",
+    )
+    max_buffered_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Consumption pauses while this many record bytes wait for ClickHouse.",
+    )
+    retry_initial_s: float = Field(default=0.5, gt=0, description="First back-off after a failure.")
+    retry_max_s: float = Field(default=30.0, gt=0, description="Longest back-off between retries.")
+    health_host: str = Field(default="127.0.0.1", description="Listen address of /health.")
+    health_port: int = Field(
+        default=6067, ge=0, le=65535, description="Port of /health (0: no health endpoint)."
+    )
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+
 class Settings(BaseSettings):
     """Everything configurable, read once from OMNIJOURNEY_* variables and passed down."""
 
@@ -352,6 +422,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
 
     def path(self, *parts: str) -> Path:
         """An absolute path below the data dir."""

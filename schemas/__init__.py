@@ -6,5 +6,6 @@
 * `pii`, `keystore` - email/phone normalization and keyed hashing, free-text scrubbing, the key.
 * `deadletter` - dead-letter records and `triage` for the ingest stage.
 * `emitter`, `topics` - for Python producers writing to Kafka directly.
+* `contracts` - the public output topics and the records of the stitching core on them.
 * `export` - JSON Schema files; `examples` - one valid event per (channel, type).
 """

@@ -1,4 +1,4 @@
-"""JSON Schema files of the touchpoint contract, for producers and consumers in any language."""
+"""JSON Schema files of the touchpoint and output contracts, for producers and consumers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Final, Literal
 
 from pydantic import TypeAdapter
 
+from schemas.contracts import CONTRACT_VERSION, RECORD_MODELS, TOPIC_OF_RECORD
 from schemas.deadletter import DeadLetter
 from schemas.identity import EDGE_IDENTIFIER_KINDS
 from schemas.limits import SCHEMA_VERSION
@@ -93,6 +94,15 @@ def json_schemas() -> dict[str, dict[str, Any]]:
             "A message refused by a stage, on touchpoints.deadletter.",
         ),
     }
+    for record_type, model in RECORD_MODELS.items():
+        schema = _schema(model, "serialization", "", "")
+        schema["title"] = f"{record_type} v{CONTRACT_VERSION}"
+        schema["description"] = (
+            f"{(model.__doc__ or '').strip()} Published as JSON on "
+            f"{TOPIC_OF_RECORD[record_type]}, keyed by customer id; fields a consumer does not "
+            "know must be ignored (a newer minor version may add some)."
+        )
+        schemas[f"{record_type.replace('_', '-')}.schema.json"] = schema
     for channel, union in CHANNEL_UNIONS.items():
         schemas[f"touchpoint-{channel}.input.schema.json"] = _as_input(
             _schema(

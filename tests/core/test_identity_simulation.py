@@ -153,3 +153,28 @@ def test_the_core_makes_no_reference_cycles() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("partitions", PARTITIONS)
+def test_many_more_seeds(partitions: int) -> None:
+    """The same checks over 100 more seeds and larger populations."""
+    stitcher, tight = Stitcher(), _tight()
+    for seed in range(1000, 1100):
+        inputs = _inputs(seed, conflicts=False, persons=60, count=400)
+        sim = simulate(inputs, partitions, seed)
+        check_quiescent(sim)
+        assert simulated_groups(sim) == offline_groups(inputs), f"seed {seed} P={partitions}"
+        inputs = _inputs(seed, conflicts=True, persons=60, count=400)
+        sim = simulate(inputs, partitions, seed, tight if seed % 2 else stitcher)
+        check_quiescent(sim)
+        rejected = {
+            (r.event_id, r.identifier.key) for r in sim.records if isinstance(r, LinkRejection)
+        }
+        for item in inputs:
+            primary, *others = sorted(item.identities, key=stitcher.rank)
+            for other in others:
+                linked = sim.owner(other.key) == sim.owner(primary.key)
+                assert linked or (item.event_id, other.key) in rejected, (
+                    f"seed {seed} P={partitions}: {item.event_id} {other.key}"
+                )

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from omnijourney.cli import main
 from schemas.channel import CHANNELS
+from schemas.contracts import RECORD_MODELS
 from schemas.deadletter import encode_dead_letter, triage
 from schemas.examples import examples
 from schemas.touchpoint import encode_touchpoint
@@ -32,6 +33,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Draft202012V
 
 def test_one_file_per_model(exported: dict[str, Draft202012Validator]) -> None:
     expected = {"touchpoint.schema.json", "touchpoint.input.schema.json", "deadletter.schema.json"}
+    expected |= {f"{kind.replace('_', '-')}.schema.json" for kind in RECORD_MODELS}
     for channel in CHANNELS:
         expected |= {f"touchpoint-{channel}.schema.json", f"touchpoint-{channel}.input.schema.json"}
     assert set(exported) == expected

@@ -1,0 +1,149 @@
+"""Inserts of the sink's batches into ClickHouse with clickhouse-connect (blocking; a thread).
+
+Every insert carries `insert_deduplication_token`, so repeating a batch (a retry after an
+error, or a replay after a crash) never doubles a row. After a batch with merges, aliases are
+flattened with INSERT ... SELECT from `customer_aliases` itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from clickhouse_connect.driver.client import Client
+
+from omnijourney.exceptions import MigrationError
+from omnijourney.settings import Settings
+from sinks import rows
+from sinks.batches import Batch
+from sinks.clickhouse import client
+
+log = logging.getLogger(__name__)
+
+_FLATTEN_PASSES: Final = 8
+"""A chain needs one pass per link added at once; more than a few means something is odd."""
+
+FLATTEN_ALIASES: Final = """
+INSERT INTO customer_aliases (alias_id, survivor_id, direct, event_id)
+WITH candidates AS
+(
+    SELECT alias_id, survivor_id, event_id
+    FROM customer_aliases
+    WHERE alias_id IN {ids:Array(String)} OR survivor_id IN {ids:Array(String)}
+)
+SELECT a.alias_id, b.survivor_id, false, a.event_id
+FROM candidates AS a
+INNER JOIN
+(
+    SELECT alias_id, survivor_id
+    FROM customer_aliases
+    WHERE alias_id IN (SELECT survivor_id FROM candidates)
+) AS b ON a.survivor_id = b.alias_id
+WHERE (a.alias_id, b.survivor_id) NOT IN
+(
+    SELECT alias_id, survivor_id
+    FROM customer_aliases
+    WHERE alias_id IN (SELECT alias_id FROM candidates)
+)
+"""
+"""Re-point every alias whose survivor is itself an alias, among the ids of a batch's merges.
+
+Covers both directions: an older alias X -> A gets X -> Z when A -> Z arrives, and a new
+A -> Z gets A -> Y when Z -> Y is already known. Only missing pairs are inserted, so running
+it again (a retry, a replay, another sink) adds nothing.
+"""
+
+
+def _written(summary: Any) -> int:
+    counts = getattr(summary, "summary", None) or {}
+    return int(counts.get("written_rows", 0) or 0)
+
+
+class Writer:
+    """The sink's connection to ClickHouse (re-opened after a failure)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Client | None = None
+        self._types: dict[str, list[str]] = {}
+        """Column types by table, read once per connection (saves a DESCRIBE per insert)."""
+
+    def _connect(self) -> Client:
+        if self._client is None:
+            # No HTTP session: inserts are independent and a session could be locked by a
+            # request of a previous attempt that the server is still finishing.
+            self._client = client(
+                self._settings,
+                autogenerate_session_id=False,
+                connect_timeout=5,
+                send_receive_timeout=60,
+            )
+        return self._client
+
+    def write(self, batch: Batch) -> int:
+        """Insert every row of the batch; the number of rows written (duplicates count 0)."""
+        try:
+            conn = self._connect()
+            written = 0
+            for table in sorted(batch.rows):
+                summary = conn.insert(
+                    table,
+                    batch.rows[table],
+                    column_names=rows.COLUMNS[table],
+                    column_type_names=self._column_types(conn, table),
+                    settings={
+                        "insert_deduplicate": 1,
+                        "insert_deduplication_token": batch.token(table),
+                    },
+                )
+                written += _written(summary)
+            ids = batch.alias_ids()
+            if ids:
+                self.flatten_aliases(conn, ids)
+            return written
+        except Exception:
+            self.close()  # a fresh client next time: the server may have restarted
+            raise
+
+    def _column_types(self, conn: Client, table: str) -> list[str]:
+        if table not in self._types:
+            answer = conn.query(
+                "SELECT name, type FROM system.columns "
+                "WHERE database = currentDatabase() AND table = {table:String}",
+                parameters={"table": table},
+            )
+            found = {str(name): str(kind) for name, kind in answer.result_rows}
+            missing = [name for name in rows.COLUMNS[table] if name not in found]
+            if missing:
+                raise MigrationError(
+                    f"table {table} lacks columns {', '.join(missing)}: run "
+                    "`omnijourney clickhouse migrate`"
+                )
+            self._types[table] = [found[name] for name in rows.COLUMNS[table]]
+        return self._types[table]
+
+    @staticmethod
+    def flatten_aliases(conn: Client, ids: list[str]) -> None:
+        """Re-point aliases through the aliases of `ids` until the chains are flat."""
+        for _ in range(_FLATTEN_PASSES):
+            summary = conn.command(FLATTEN_ALIASES, parameters={"ids": ids})
+            if _written(summary) == 0:
+                return
+        log.warning("alias chains of %d ids still not flat after %d passes", len(ids), 8)
+
+    def ping(self) -> bool:
+        """True when ClickHouse answers."""
+        try:
+            return bool(self._connect().ping())
+        except Exception:
+            self.close()
+            return False
+
+    def close(self) -> None:
+        """Drop the connection."""
+        self._types.clear()
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None
