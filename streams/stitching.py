@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 import faust
 import orjson
@@ -33,17 +33,15 @@ from streams.convert import to_touch
 from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_dict
 from streams.core.records import Record
 from streams.topics import (
-    CUSTOMERS_TOPIC,
-    IDENTIFIERS_TOPIC,
     TOPIC_OF_RECORD,
     VALID_TOPIC,
     TopicSpec,
+    customers_topic,
+    identifiers_topic,
     stitching_topics,
 )
 
 log = logging.getLogger(__name__)
-
-_INTERNAL: Final = {Topic.IDENTIFIER: IDENTIFIERS_TOPIC, Topic.CUSTOMER: CUSTOMERS_TOPIC}
 
 
 def encode_record(record: Record) -> tuple[str, bytes, bytes]:
@@ -53,9 +51,9 @@ def encode_record(record: Record) -> tuple[str, bytes, bytes]:
     return TOPIC_OF_RECORD[record.record_type], key.encode(), orjson.dumps(data)
 
 
-def encode_send(send: Send) -> tuple[str, bytes, bytes]:
+def encode_send(send: Send, internal: Mapping[Topic, str]) -> tuple[str, bytes, bytes]:
     """(topic, key, value) of a protocol message on the internal topic of its key kind."""
-    return _INTERNAL[send.topic], send.key.encode(), orjson.dumps(message_to_dict(send.message))
+    return internal[send.topic], send.key.encode(), orjson.dumps(message_to_dict(send.message))
 
 
 class Stages:
@@ -65,23 +63,25 @@ class Stages:
         self.app = app
         self.stitcher = stitcher
         specs = {spec.name: spec for spec in stitching_topics(settings)}
+        identifiers, customers = identifiers_topic(settings), customers_topic(settings)
+        self.internal = {Topic.IDENTIFIER: identifiers, Topic.CUSTOMER: customers}
         self.topics: dict[str, TopicT] = {name: _topic(app, spec) for name, spec in specs.items()}
         self.identifiers = app.Table(
             "omnijourney-identifiers",
             key_type=bytes,
             value_type=bytes,
-            partitions=specs[IDENTIFIERS_TOPIC].partitions,
+            partitions=specs[identifiers].partitions,
         )
         self.customers = app.Table(
             "omnijourney-customers",
             key_type=bytes,
             value_type=bytes,
-            partitions=specs[CUSTOMERS_TOPIC].partitions,
+            partitions=specs[customers].partitions,
         )
         self.agents: dict[str, AgentT[Any]] = {
             "route": self._agent(VALID_TOPIC, "route", self._route),
-            "identifiers": self._agent(IDENTIFIERS_TOPIC, "identifiers", self._identifier),
-            "customers": self._agent(CUSTOMERS_TOPIC, "customers", self._customer),
+            "identifiers": self._agent(identifiers, "identifiers", self._identifier),
+            "customers": self._agent(customers, "customers", self._customer),
         }
 
     def _agent(
@@ -100,7 +100,7 @@ class Stages:
         for record in records:
             await self._send(*encode_record(record))
         for send in sends:
-            await self._send(*encode_send(send))
+            await self._send(*encode_send(send, self.internal))
 
     async def _route(self, key: bytes, value: bytes) -> None:
         try:
@@ -146,8 +146,3 @@ def register_stitching(
 ) -> Stages:
     """Add the route, identifier and customer agents (and their tables) to the app."""
     return Stages(app, settings, stitcher or Stitcher())
-
-
-def record_topics() -> Mapping[str, str]:
-    """Public topic of each record type."""
-    return TOPIC_OF_RECORD

@@ -10,18 +10,19 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from omnijourney.settings import Settings
+from schemas.contracts import TOPIC_OF_RECORD
 from schemas.topics import CHANNEL_TOPICS, DEADLETTER_TOPIC, VALID_TOPIC
 
 __all__ = [
     "CHANNEL_TOPICS",
-    "CUSTOMERS_TOPIC",
     "DEADLETTER_TOPIC",
-    "IDENTIFIERS_TOPIC",
     "PUBLIC_TOPICS",
     "TOPIC_OF_RECORD",
     "VALID_TOPIC",
     "TopicSpec",
     "collector_topics",
+    "customers_topic",
+    "identifiers_topic",
     "pipeline_topics",
     "raw_topic_names",
     "stitching_topics",
@@ -89,20 +90,16 @@ def pipeline_topics(settings: Settings) -> tuple[TopicSpec, ...]:
     )
 
 
-IDENTIFIERS_TOPIC: Final = "omnijourney.identifiers"
-"""Internal: identity-protocol messages keyed by identifier (`kind:value`)."""
-CUSTOMERS_TOPIC: Final = "omnijourney.customers"
-"""Internal: identity-protocol and journey messages keyed by customer id."""
+def identifiers_topic(settings: Settings) -> str:
+    """Internal: identity-protocol messages keyed by identifier (`kind:value`), per app id."""
+    return f"{settings.worker.app_id}.identifiers"
 
-TOPIC_OF_RECORD: Final[Mapping[str, str]] = {
-    "enriched_touchpoint": "journeys.touchpoints",
-    "session_update": "journeys.sessions",
-    "journey_update": "journeys.updates",
-    "identity_link": "identity.links",
-    "merge": "identity.merges",
-    "link_rejection": "identity.merges",
-}
-"""Public topic of each record type of the core (keyed by customer id)."""
+
+def customers_topic(settings: Settings) -> str:
+    """Internal: identity-protocol and journey messages keyed by customer id, per app id."""
+    return f"{settings.worker.app_id}.customers"
+
+
 PUBLIC_TOPICS: Final = tuple(dict.fromkeys(TOPIC_OF_RECORD.values()))
 
 
@@ -113,8 +110,10 @@ def stitching_topics(settings: Settings) -> tuple[TopicSpec, ...]:
     valid = next(spec for spec in pipeline_topics(settings) if spec.name == VALID_TOPIC)
     return (
         valid,
-        TopicSpec(IDENTIFIERS_TOPIC, partitions, week, "identity protocol, by identifier"),
-        TopicSpec(CUSTOMERS_TOPIC, partitions, week, "identity and journey protocol, by customer"),
+        TopicSpec(identifiers_topic(settings), partitions, week, "identity protocol, by id"),
+        TopicSpec(
+            customers_topic(settings), partitions, week, "identity and journeys, by customer"
+        ),
         *(
             TopicSpec(name, partitions, week, "public output, keyed by customer id, versioned")
             for name in PUBLIC_TOPICS

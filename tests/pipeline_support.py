@@ -85,6 +85,10 @@ async def end_offsets(
 ) -> dict[TopicPartition, int]:
     """The end offset of every partition of the topics (read_uncommitted: the high watermark)."""
     counts = await topic_partitions(bootstrap, topics)
+    if not counts:
+        # None of the topics exists yet (a fresh broker): nothing to read from; an idle
+        # aiokafka consumer stopped right after start raises CancelledError.
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
     await consumer.start()
     try:
@@ -138,6 +142,8 @@ async def commit_ends(bootstrap: str, group_id: str, topics: Iterable[str]) -> N
     on a shared broker, and without the race of auto_offset_reset=latest.
     """
     ends = await end_offsets(bootstrap, topics)
+    if not ends:
+        return  # no history yet: the worker starts at the beginning, which is the end
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
     )
@@ -155,7 +161,7 @@ class Worker:
     def __init__(
         self, bootstrap: str, data_dir: Path, *, from_end: bool = True, **env_settings: str
     ) -> None:
-        from streams.topics import raw_topic_names
+        from streams.topics import VALID_TOPIC, raw_topic_names
 
         self.bootstrap = bootstrap
         self.port = free_port()
@@ -163,7 +169,7 @@ class Worker:
         self.log = data_dir / "worker.log"
         self.group_id = f"omnijourney-test-{uuid.uuid4().hex[:8]}"
         if from_end:
-            asyncio.run(commit_ends(bootstrap, self.group_id, raw_topic_names()))
+            asyncio.run(commit_ends(bootstrap, self.group_id, [*raw_topic_names(), VALID_TOPIC]))
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
