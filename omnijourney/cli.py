@@ -72,8 +72,11 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _down(settings: Settings, args: argparse.Namespace) -> int:
+    from omnijourney.demo import stop_background
     from omnijourney.local import clickhouse, kafka
 
+    for line in stop_background(settings):
+        print(line)
     print(clickhouse.stop(settings))
     print(kafka.stop(settings))
     return 0
@@ -332,6 +335,12 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="omnijourney", description=__doc__)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="root of all local state (overrides OMNIJOURNEY_DATA_DIR)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     kafka = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft)")
@@ -425,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        overrides = {} if args.data_dir is None else {"data_dir": args.data_dir}
+        settings = load_settings(**overrides)
         handler: Handler = args.handler
         return handler(settings, args)
     except OmnijourneyError as exc:

@@ -1,115 +1,168 @@
-"""The main job on the embedded defaults: start the stack, exercise it, report what happened."""
+"""The main job on the embedded defaults: the whole stack on a realistic simulation, then a report.
+
+Starts local Kafka and the embedded ClickHouse, applies the ClickHouse schema, starts a worker
+(ingest, identity, journeys) and the sink in the background, simulates a few thousand customers
+into Kafka, waits until ClickHouse has caught up, prints the journey reports and writes the HTML
+report. Everything keeps running afterwards so the user can look around; `omnijourney down`
+stops it all.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
+import sys
+import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from omnijourney.exceptions import ServiceError
+from omnijourney.local.process import ManagedProcess, wait_until
+from omnijourney.settings import Settings, child_environment
 
-from omnijourney.local.admin import ensure_topics
-from omnijourney.settings import Settings
-
-SMOKE_TOPIC = "omnijourney.smoke"
-
-
-def _touchpoints(now: datetime) -> list[dict[str, object]]:
-    """A few touchpoints of one customer across channels (ids only; no personal data)."""
-    run = uuid.uuid4().hex[:8]
-    base = {"received_at": now.isoformat(), "schema_version": 1}
-    return [
-        {
-            **base,
-            "event_id": f"{run}-1",
-            "channel": "web",
-            "type": "product_view",
-            "occurred_at": now.isoformat(),
-            "identities": [{"kind": "anonymous_id", "value": f"anon-{run}"}],
-        },
-        {
-            **base,
-            "event_id": f"{run}-2",
-            "channel": "web",
-            "type": "login",
-            "occurred_at": now.isoformat(),
-            "identities": [
-                {"kind": "anonymous_id", "value": f"anon-{run}"},
-                {"kind": "customer_id", "value": f"cust-{run}"},
-            ],
-        },
-        {
-            **base,
-            "event_id": f"{run}-3",
-            "channel": "pos",
-            "type": "purchase",
-            "occurred_at": now.isoformat(),
-            "identities": [{"kind": "loyalty_id", "value": f"loy-{run}"}],
-        },
-    ]
+DEMO_CUSTOMERS = 2000
+DEMO_DAYS = 14
+DEMO_SEED = 7
+REPORTS = ("paths", "ropo", "attribution")
 
 
-async def _kafka_round_trip(settings: Settings, events: list[dict[str, object]]) -> int:
-    """Produce the events and read them back; returns how many came back."""
-    await ensure_topics(settings.kafka.bootstrap, {SMOKE_TOPIC: settings.kafka.default_partitions})
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(SMOKE_TOPIC, orjson.dumps(event), key=b"smoke")
-    finally:
-        await producer.stop()
-    wanted = {str(e["event_id"]) for e in events}
-    consumer = AIOKafkaConsumer(
-        SMOKE_TOPIC,
-        bootstrap_servers=settings.kafka.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
+def background(settings: Settings, name: str) -> ManagedProcess:
+    """The pid-file handle of a background pipeline process (`worker` or `sink`)."""
+    base = settings.path("demo")
+    return ManagedProcess(
+        name=name,
+        pidfile=base / f"{name}.pid",
+        logfile=base / f"{name}.log",
+        marker=f"--data-dir={settings.data_dir.resolve()}",
     )
-    await consumer.start()
-    seen: set[str] = set()
+
+
+def _start(settings: Settings, name: str) -> str:
+    process = background(settings, name)
+    pid = process.pid()
+    if pid is not None:
+        return f"{name}: already running (pid {pid})"
+    argv = [sys.executable, "-m", "omnijourney.cli", process.marker, name]
+    pid = process.spawn(argv, env=child_environment(settings))
+    return f"{name}: started (pid {pid}), log {process.logfile}"
+
+
+def stop_background(settings: Settings) -> list[str]:
+    """Stop the worker and sink the demo started (nothing else)."""
+    lines = []
+    for name in ("sink", "worker"):
+        if background(settings, name).stop():
+            lines.append(f"{name}: stopped")
+    return lines
+
+
+def _healthy(url: str) -> bool:
     try:
-        async with asyncio.timeout(30):
-            while not wanted <= seen:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    seen.update(str(orjson.loads(r.value)["event_id"]) for r in records if r.value)
-    finally:
-        await consumer.stop()
-    return len(wanted & seen)
+        # Only the http:// health URL this module builds from settings is ever opened.
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _count(ch: Any) -> int:
+    return int(ch.query("SELECT count() FROM touchpoints").result_rows[0][0])
+
+
+def _wait_caught_up(ch: Any, timeout_s: float = 240.0) -> int:
+    """Poll ClickHouse until the touchpoint count stops growing; the count."""
+    deadline = time.monotonic() + timeout_s
+    last, stable = -1, 0
+    while time.monotonic() < deadline:
+        count = _count(ch)
+        stable = stable + 1 if count == last and count > 0 else 0
+        print(f"\r  clickhouse: {count:,} touchpoints so far", end="", flush=True)
+        if stable >= 4:
+            break
+        last = count
+        time.sleep(2)
+    print()
+    return last
+
+
+def _html(ch: Any, path: Path) -> str:
+    from omnijourney import html_report
+
+    rows = ch.query(
+        "SELECT t.journey_id, any(t.customer_id), min(t.occurred_at), max(t.occurred_at),"
+        " arraySort(x -> x.1, groupArray((t.position, t.channel, t.type))),"
+        " max(j.status = 'converted')"
+        " FROM touchpoints_current AS t LEFT JOIN journeys_current AS j"
+        " ON j.journey_id = t.journey_id WHERE t.journey_id != '' GROUP BY t.journey_id"
+    ).result_rows
+    journeys = [
+        html_report.JourneyView(
+            journey_id=journey,
+            customer=customer,
+            first=first,
+            last=last,
+            touches=tuple((channel, type_) for _, channel, type_ in steps),
+            converted=bool(converted),
+        )
+        for journey, customer, first, last, steps, converted in rows
+    ]
+    data = html_report.summarize(
+        journeys, title="omnijourney demo: customer journeys", generated_at=datetime.now(UTC)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html_report.render(data), encoding="utf-8")
+    return f"html report: {path} ({data.journeys:,} journeys of {data.customers:,} customers)"
 
 
 def run(settings: Settings) -> int:
-    """Start Kafka and ClickHouse, round-trip touchpoints and a ClickHouse row, print a report."""
+    """Start everything, simulate, wait for ClickHouse, report."""
     from omnijourney.local import clickhouse, kafka
+    from omnijourney.simulator.command import SimulateOptions
+    from omnijourney.simulator.command import run as simulate
+    from sinks import reports
     from sinks.clickhouse import client
+    from sinks.migrations import migrate
 
     print(kafka.start(settings))
     print(clickhouse.start(settings))
-    now = datetime.now(UTC)
-    events = _touchpoints(now)
-    back = asyncio.run(_kafka_round_trip(settings, events))
-    print(f"kafka: produced {len(events)} touchpoints to {SMOKE_TOPIC}, read back {back}")
+    for line in migrate(settings):
+        print(f"clickhouse: {line}")
+    print(_start(settings, "worker"))
+    print(_start(settings, "sink"))
+    worker_health = f"http://{settings.worker.host}:{settings.worker.port}/health"
+    wait_until(lambda: _healthy(worker_health), 120, "the worker to answer /health")
+    print(f"worker: healthy at {worker_health}")
+
+    print(f"\nsimulating {DEMO_CUSTOMERS:,} customers over {DEMO_DAYS} days (seed {DEMO_SEED}) ...")
+    options = SimulateOptions(
+        customers=DEMO_CUSTOMERS,
+        days=DEMO_DAYS,
+        seed=DEMO_SEED,
+        out_truth=settings.path("demo", "truth.jsonl"),
+    )
+    print(simulate(settings, options))
+
     ch = client(settings)
-    ch.command(
-        "CREATE TABLE IF NOT EXISTS smoke_touchpoints (event_id String,"
-        " channel LowCardinality(String), type LowCardinality(String),"
-        " seen_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY event_id"
-    )
-    ch.insert(
-        "smoke_touchpoints",
-        [[e["event_id"], e["channel"], e["type"], now] for e in events],
-        column_names=["event_id", "channel", "type", "seen_at"],
-    )
-    rows = ch.query(
-        "SELECT channel, count() FROM smoke_touchpoints GROUP BY channel ORDER BY channel"
-    ).result_rows
-    print("clickhouse: smoke_touchpoints by channel: " + ", ".join(f"{c}={n}" for c, n in rows))
+    print("\nwaiting until ClickHouse has caught up ...")
+    total = _wait_caught_up(ch)
+    if total <= 0:
+        raise ServiceError(
+            f"no touchpoint reached ClickHouse; see {background(settings, 'worker').logfile} "
+            f"and {background(settings, 'sink').logfile}"
+        )
+    for name in REPORTS:
+        query = reports.saved_query(name)
+        print(f"\n== {name}: {query.description.splitlines()[0] if query.description else ''}")
+        result = reports.run_report(ch, query, {})
+        print(reports.render(result, "table"), end="")
+    print("\n" + _html(ch, settings.path("demo", "journeys.html")))
     print(
-        f"\nstack is up: Kafka at {settings.kafka.bootstrap}, ClickHouse at "
-        f"http://{settings.clickhouse.host}:{settings.clickhouse.port}\n"
-        "stop everything with: .venv/bin/omnijourney down   (or: make down)"
+        f"\nThe stack keeps running: Kafka at {settings.kafka.bootstrap}, ClickHouse at "
+        f"{settings.clickhouse.url}, worker at {worker_health}.\n"
+        '  query it:      .venv/bin/omnijourney query "SELECT channel, count() FROM touchpoints '
+        'GROUP BY channel"\n'
+        "  saved reports: .venv/bin/omnijourney report --list\n"
+        "  stop it all:   .venv/bin/omnijourney down   (or: make down)"
     )
-    return 0 if back == len(events) else 1
+    return 0
