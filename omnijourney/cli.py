@@ -93,7 +93,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney import demo
 
-    return demo.run(settings)
+    return demo.run(settings, customers=args.customers, days=args.days)
 
 
 def _schemas(settings: Settings, args: argparse.Namespace) -> int:
@@ -375,9 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start local Kafka and embedded ClickHouse").set_defaults(handler=_up)
     sub.add_parser("down", help="stop everything `up` started").set_defaults(handler=_down)
     sub.add_parser("status", help="what runs where").set_defaults(handler=_status)
-    sub.add_parser(
+    demo = sub.add_parser(
         "demo", help="start the stack and run the main job on the embedded defaults"
-    ).set_defaults(handler=_demo)
+    )
+    demo.add_argument("--customers", type=int, default=2000, help="simulated people (2000)")
+    demo.add_argument("--days", type=int, default=14, help="simulated days (14)")
+    demo.set_defaults(handler=_demo)
 
     sub.add_parser(
         "sink", help="copy the public topics into ClickHouse (consumer group; Ctrl-C stops)"

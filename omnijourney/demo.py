@@ -115,7 +115,7 @@ def _html(ch: Any, path: Path) -> str:
     return f"html report: {path} ({data.journeys:,} journeys of {data.customers:,} customers)"
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, customers: int = DEMO_CUSTOMERS, days: int = DEMO_DAYS) -> int:
     """Start everything, simulate, wait for ClickHouse, report."""
     from omnijourney.local import clickhouse, kafka
     from omnijourney.simulator.command import SimulateOptions
@@ -134,10 +134,10 @@ def run(settings: Settings) -> int:
     wait_until(lambda: _healthy(worker_health), 120, "the worker to answer /health")
     print(f"worker: healthy at {worker_health}")
 
-    print(f"\nsimulating {DEMO_CUSTOMERS:,} customers over {DEMO_DAYS} days (seed {DEMO_SEED}) ...")
+    print(f"\nsimulating {customers:,} customers over {days} days (seed {DEMO_SEED}) ...")
     options = SimulateOptions(
-        customers=DEMO_CUSTOMERS,
-        days=DEMO_DAYS,
+        customers=customers,
+        days=days,
         seed=DEMO_SEED,
         out_truth=settings.path("demo", "truth.jsonl"),
     )
