@@ -12,8 +12,10 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TopicT
 
 from omnijourney.settings import Settings
+from streams.topics import TopicSpec
 
 
 class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -75,3 +77,14 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
     }
     options.update(overrides)
     return App(worker.app_id, **options)
+
+
+def bytes_topic(app: faust.App, spec: TopicSpec) -> TopicT:
+    """The Faust topic of a spec: raw bytes keys and values (models are decoded in the agents)."""
+    return app.topic(
+        spec.name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=spec.partitions,
+        config=dict(spec.config),
+    )

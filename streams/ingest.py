@@ -20,22 +20,13 @@ from faust.types import AgentT, EventT, TopicT
 from omnijourney.settings import Settings
 from schemas.deadletter import SourcePosition
 from schemas.pii import PiiHasher
+from streams.app import bytes_topic
 from streams.routing import LOG_APPEND_TIME, received_at, route
-from streams.topics import TopicSpec, collector_topics, pipeline_topics
+from streams.topics import collector_topics, pipeline_topics
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def _topic(app: faust.App, spec: TopicSpec) -> TopicT:
-    return app.topic(
-        spec.name,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=spec.partitions,
-        config=dict(spec.config),
-    )
 
 
 def _ingest(
@@ -69,9 +60,9 @@ def register_ingest(
     """Add an ingest agent for every channel topic; the agents by source topic."""
     specs = {spec.name: spec for spec in pipeline_topics(settings)}
     raw = [spec.name for spec in collector_topics(settings)]
-    outputs = {name: _topic(app, spec) for name, spec in specs.items() if name not in raw}
+    outputs = {name: bytes_topic(app, spec) for name, spec in specs.items() if name not in raw}
     agents: dict[str, AgentT[Any]] = {}
     for name in raw:
-        agent = app.agent(_topic(app, specs[name]), name=f"omnijourney.ingest.{name}")
+        agent = app.agent(bytes_topic(app, specs[name]), name=f"omnijourney.ingest.{name}")
         agents[name] = agent(_ingest(outputs, hasher, clock))
     return agents

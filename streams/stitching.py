@@ -29,13 +29,13 @@ from faust.types import AgentT, TopicT
 from omnijourney.exceptions import OmnijourneyError
 from omnijourney.settings import Settings
 from schemas.validation import decode_touchpoint
+from streams.app import bytes_topic
 from streams.convert import to_touch
 from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_dict
 from streams.core.records import Record
 from streams.topics import (
     TOPIC_OF_RECORD,
     VALID_TOPIC,
-    TopicSpec,
     customers_topic,
     identifiers_topic,
     stitching_topics,
@@ -65,7 +65,9 @@ class Stages:
         specs = {spec.name: spec for spec in stitching_topics(settings)}
         identifiers, customers = identifiers_topic(settings), customers_topic(settings)
         self.internal = {Topic.IDENTIFIER: identifiers, Topic.CUSTOMER: customers}
-        self.topics: dict[str, TopicT] = {name: _topic(app, spec) for name, spec in specs.items()}
+        self.topics: dict[str, TopicT] = {
+            name: bytes_topic(app, spec) for name, spec in specs.items()
+        }
         self.identifiers = app.Table(
             "omnijourney-identifiers",
             key_type=bytes,
@@ -129,16 +131,6 @@ class Stages:
         state, records, sends = self.stitcher.customer_step(key.decode(), state, message)  # type: ignore[arg-type]
         await self._emit(records, sends)
         self.customers[key] = orjson.dumps(state.to_dict())
-
-
-def _topic(app: faust.App, spec: TopicSpec) -> TopicT:
-    return app.topic(
-        spec.name,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=spec.partitions,
-        config=dict(spec.config),
-    )
 
 
 def register_stitching(
