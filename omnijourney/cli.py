@@ -160,15 +160,13 @@ def _html_report(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from omnijourney import html_report
-    from omnijourney.exceptions import ConfigurationError
 
-    if args.truth is None:
-        raise ConfigurationError(
-            "reading journeys from ClickHouse is not wired yet: pass --truth FILE (a "
-            "simulation's ground truth) to draw its journeys"
-        )
-    with args.truth.open("rb") as truth_file:
-        journeys = html_report.journeys_from_truth(truth_file)
+    if args.truth is not None:
+        with args.truth.open("rb") as truth_file:
+            journeys = html_report.journeys_from_truth(truth_file)
+    else:
+        rows = _with_client(settings, lambda conn: conn.query(html_report.JOURNEYS_SQL).result_rows)
+        journeys = html_report.journeys_from_rows(rows)
     data = html_report.summarize(journeys, title=args.title, generated_at=datetime.now(UTC))
     args.html.parent.mkdir(parents=True, exist_ok=True)
     args.html.write_text(html_report.render(data), encoding="utf-8")
@@ -396,7 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--html", type=Path, default=None, metavar="FILE", help="write the journeys as one page"
     )
     report.add_argument(
-        "--truth", type=Path, default=None, metavar="FILE", help="--html: draw a simulation's truth"
+        "--truth",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="--html: draw a simulation's ground truth instead of ClickHouse's journeys",
     )
     report.add_argument("--title", default="omnijourney: customer journeys")
     _output_options(report)

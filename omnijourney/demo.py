@@ -89,24 +89,7 @@ def _wait_caught_up(ch: Any, timeout_s: float = 240.0) -> int:
 def _html(ch: Any, path: Path) -> str:
     from omnijourney import html_report
 
-    rows = ch.query(
-        "SELECT t.journey_id, any(t.customer_id), min(t.occurred_at), max(t.occurred_at),"
-        " arraySort(x -> x.1, groupArray((t.position, t.channel, t.type))),"
-        " max(j.status = 'converted')"
-        " FROM touchpoints_current AS t LEFT JOIN journeys_current AS j"
-        " ON j.journey_id = t.journey_id WHERE t.journey_id != '' GROUP BY t.journey_id"
-    ).result_rows
-    journeys = [
-        html_report.JourneyView(
-            journey_id=journey,
-            customer=customer,
-            first=first,
-            last=last,
-            touches=tuple((channel, type_) for _, channel, type_ in steps),
-            converted=bool(converted),
-        )
-        for journey, customer, first, last, steps, converted in rows
-    ]
+    journeys = html_report.journeys_from_rows(ch.query(html_report.JOURNEYS_SQL).result_rows)
     data = html_report.summarize(
         journeys, title="omnijourney demo: customer journeys", generated_at=datetime.now(UTC)
     )

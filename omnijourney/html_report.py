@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -557,3 +557,28 @@ def journeys_from_truth(lines: Iterable[bytes | str]) -> list[JourneyView]:
             )
         )
     return out
+
+
+JOURNEYS_SQL = (
+    "SELECT t.journey_id, any(t.customer_id), min(t.occurred_at), max(t.occurred_at),"
+    " arraySort(x -> x.1, groupArray((t.position, t.channel, t.type))),"
+    " max(j.status = 'converted')"
+    " FROM touchpoints_current AS t LEFT JOIN journeys_current AS j"
+    " ON j.journey_id = t.journey_id WHERE t.journey_id != '' GROUP BY t.journey_id"
+)
+"""Every journey the pipeline wrote to ClickHouse, touches in journey order, survivors resolved."""
+
+
+def journeys_from_rows(rows: Iterable[Sequence[Any]]) -> list[JourneyView]:
+    """The journeys of JOURNEYS_SQL's result rows."""
+    return [
+        JourneyView(
+            journey_id=journey,
+            customer=customer,
+            first=first,
+            last=last,
+            touches=tuple((channel, type_) for _, channel, type_ in steps),
+            converted=bool(converted),
+        )
+        for journey, customer, first, last, steps, converted in rows
+    ]

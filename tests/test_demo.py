@@ -62,6 +62,19 @@ def test_demo_runs_the_whole_stack_and_down_stops_it(tmp_path: Path) -> None:
             assert expected in out, out[-3000:]
         page = data_dir / "demo" / "journeys.html"
         assert page.exists() and "<svg" in page.read_text()
+        # `report --html` draws the same page from ClickHouse.
+        again = tmp_path / "again.html"
+        report = subprocess.run(
+            [*cli, "report", "--html", str(again)],
+            check=False,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert report.returncode == 0, report.stderr
+        assert "<svg" in again.read_text() and "journeys)" in report.stdout
         paths = out.split("== paths", 1)[1].split("== ropo", 1)[0]
         assert "(0 rows)" not in paths and "web" in paths, paths
     finally:
