@@ -150,10 +150,21 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
     with args.truth.open("rb") as truth_file:
         truth = read_truth(truth_file)
-    with args.predicted.open("rb") as predicted_file:
-        predicted = evaluation.read_prediction(predicted_file)
+    if args.predicted is not None:
+        with args.predicted.open("rb") as predicted_file:
+            predicted = evaluation.read_prediction(predicted_file)
+    else:
+        predicted = _with_client(settings, evaluation_prediction)
     print(evaluation.format_table(evaluation.evaluate(truth, predicted)))
     return 0
+
+
+def evaluation_prediction(conn: Any) -> Any:
+    """What the pipeline wrote to ClickHouse, as an evaluation.Prediction."""
+    from omnijourney import evaluation
+
+    rows = {name: conn.query(sql).result_rows for name, sql in evaluation.PREDICTION_SQL.items()}
+    return evaluation.prediction_from_rows(rows["identifiers"], rows["journeys"], rows["sessions"])
 
 
 def _html_report(settings: Settings, args: argparse.Namespace) -> int:
@@ -235,9 +246,10 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ev.add_argument(
         "--predicted",
         type=Path,
-        required=True,
+        default=None,
         metavar="FILE",
-        help="JSON lines: {type: identifier, id, customer} and {type: journey|session, id, events}",
+        help="JSON lines: {type: identifier, id, customer} and {type: journey|session, id, "
+        "events} (default: read what the pipeline wrote to ClickHouse)",
     )
     ev.set_defaults(handler=_evaluate)
 

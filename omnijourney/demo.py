@@ -86,6 +86,16 @@ def _wait_caught_up(ch: Any, timeout_s: float = 240.0) -> int:
     return last
 
 
+def _evaluation(ch: Any, truth_path: Path) -> str:
+    from omnijourney import evaluation
+    from omnijourney.cli import evaluation_prediction
+    from omnijourney.simulator.truth import read_truth
+
+    with truth_path.open("rb") as truth_file:
+        truth = read_truth(truth_file)
+    return evaluation.format_table(evaluation.evaluate(truth, evaluation_prediction(ch)))
+
+
 def _html(ch: Any, path: Path) -> str:
     from omnijourney import html_report
 
@@ -134,6 +144,8 @@ def run(settings: Settings, customers: int = DEMO_CUSTOMERS, days: int = DEMO_DA
             f"no touchpoint reached ClickHouse; see {background(settings, 'worker').logfile} "
             f"and {background(settings, 'sink').logfile}"
         )
+    print("\n== evaluation against the simulation's ground truth")
+    print(_evaluation(ch, settings.path("demo", "truth.jsonl")))
     for name in REPORTS:
         query = reports.saved_query(name)
         print(f"\n== {name}: {query.description.splitlines()[0] if query.description else ''}")

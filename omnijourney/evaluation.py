@@ -15,9 +15,9 @@ mappings can come from a JSON lines file (`read_prediction`).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -265,6 +265,30 @@ def evaluate(truth: Truth, predicted: Prediction) -> Evaluation:
         sessions=exact_matches(predicted.sessions, truth.sessions),
         late=late_placement(predicted.journeys, truth.journeys, late, eligible),
         shared=len(truth.shared),
+    )
+
+
+PREDICTION_SQL: Final = {
+    "identifiers": "SELECT concat(identifier_kind, ':', identifier_value), customer_id"
+    " FROM customer_identifiers",
+    "journeys": "SELECT journey_id, arrayMap(x -> x.2, arraySort(groupArray((occurred_at,"
+    " event_id)))) FROM touchpoints_current WHERE journey_id != '' GROUP BY journey_id",
+    "sessions": "SELECT session_id, arrayMap(x -> x.2, arraySort(groupArray((occurred_at,"
+    " event_id)))) FROM touchpoints_current WHERE session_id != '' GROUP BY session_id",
+}
+"""What the pipeline wrote to ClickHouse, as the rows `prediction_from_rows` takes."""
+
+
+def prediction_from_rows(
+    identifiers: Iterable[Sequence[str]],
+    journeys: Iterable[Sequence[Any]],
+    sessions: Iterable[Sequence[Any]],
+) -> Prediction:
+    """A Prediction from the result rows of PREDICTION_SQL (aliases already resolved)."""
+    return Prediction(
+        identifiers={identifier: customer for identifier, customer in identifiers},
+        journeys={journey: tuple(events) for journey, events in journeys},
+        sessions={session: tuple(events) for session, events in sessions},
     )
 
 

@@ -57,6 +57,8 @@ def test_demo_runs_the_whole_stack_and_down_stops_it(tmp_path: Path) -> None:
             "== paths",
             "== ropo",
             "== attribution",
+            "== evaluation",
+            "precision",
             "html report:",
         ):
             assert expected in out, out[-3000:]
