@@ -116,16 +116,6 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    worker = Worker(kafka_bootstrap, tmp_path_factory.mktemp("worker"))
-    try:
-        worker.wait_healthy()
-        yield worker
-    finally:
-        worker.stop()
-
-
-@pytest.fixture(scope="module")
 def outputs(
     worker: Worker, kafka_bootstrap: str, loop: asyncio.AbstractEventLoop
 ) -> Iterator[Outputs]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,16 +68,6 @@ def story(run: str) -> list[dict[str, Any]]:
         _event(run, 7, "pos", "store_visit", [loyalty], 25 * hour + timedelta(minutes=50)),
         _event(run, 8, "pos", "purchase", [loyalty], 26 * hour),
     ]
-
-
-@pytest.fixture(scope="module")
-def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    worker = Worker(kafka_bootstrap, tmp_path_factory.mktemp("stitch-worker"))
-    try:
-        worker.wait_healthy()
-        yield worker
-    finally:
-        worker.stop()
 
 
 async def _run_story(
