@@ -119,6 +119,17 @@ async def _configs(bootstrap: str, resource: ConfigResource) -> dict[str, str]:
     return {entry[0]: entry[1] for entry in entries}
 
 
+async def _settled_configs(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[str, str]:
+    """The topic's configs once the broker answering knows the topic (KRaft metadata lags)."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        configs = await _configs(bootstrap, resource)
+        if configs or asyncio.get_running_loop().time() > deadline:
+            return configs
+        await asyncio.sleep(0.5)
+
+
 async def _produce_through_kill(
     settings: Settings, topic: str, victim: int
 ) -> dict[bytes, tuple[int, int]]:
@@ -208,7 +219,7 @@ def test_ensure_topics_replicates_three_times_with_min_isr_two(cluster: Settings
     assert asyncio.run(ensure_topics(bootstrap, {topic: 3})) == [topic]
     partitions = asyncio.run(_partitions(bootstrap, topic))
     assert [sorted(p["replicas"]) for p in partitions] == [[1, 2, 3]] * 3  # type: ignore[type-var]
-    topic_config = asyncio.run(_configs(bootstrap, ConfigResource(ConfigResourceType.TOPIC, topic)))
+    topic_config = asyncio.run(_settled_configs(bootstrap, topic))
     assert topic_config["min.insync.replicas"] == "2"
     broker = asyncio.run(_configs(bootstrap, ConfigResource(ConfigResourceType.BROKER, "2")))
     assert broker["offsets.topic.replication.factor"] == "3"
