@@ -154,17 +154,12 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
         with args.predicted.open("rb") as predicted_file:
             predicted = evaluation.read_prediction(predicted_file)
     else:
-        predicted = _with_client(settings, evaluation_prediction)
+        predicted = _with_client(
+            settings,
+            lambda conn: evaluation.prediction_from_query(lambda sql: conn.query(sql).result_rows),
+        )
     print(evaluation.format_table(evaluation.evaluate(truth, predicted)))
     return 0
-
-
-def evaluation_prediction(conn: Any) -> Any:
-    """What the pipeline wrote to ClickHouse, as an evaluation.Prediction."""
-    from omnijourney import evaluation
-
-    rows = {name: conn.query(sql).result_rows for name, sql in evaluation.PREDICTION_SQL.items()}
-    return evaluation.prediction_from_rows(rows["identifiers"], rows["journeys"], rows["sessions"])
 
 
 def _html_report(settings: Settings, args: argparse.Namespace) -> int:
@@ -178,9 +173,9 @@ def _html_report(settings: Settings, args: argparse.Namespace) -> int:
     else:
         rows = _with_client(settings, lambda conn: conn.query(html_report.JOURNEYS_SQL).result_rows)
         journeys = html_report.journeys_from_rows(rows)
-    data = html_report.summarize(journeys, title=args.title, generated_at=datetime.now(UTC))
-    args.html.parent.mkdir(parents=True, exist_ok=True)
-    args.html.write_text(html_report.render(data), encoding="utf-8")
+    data = html_report.write_page(
+        journeys, args.html, title=args.title, generated_at=datetime.now(UTC)
+    )
     print(f"wrote {args.html} ({data.journeys:,} journeys)")
     return 0
 

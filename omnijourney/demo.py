@@ -88,23 +88,24 @@ def _wait_caught_up(ch: Any, timeout_s: float = 240.0) -> int:
 
 def _evaluation(ch: Any, truth_path: Path) -> str:
     from omnijourney import evaluation
-    from omnijourney.cli import evaluation_prediction
     from omnijourney.simulator.truth import read_truth
 
     with truth_path.open("rb") as truth_file:
         truth = read_truth(truth_file)
-    return evaluation.format_table(evaluation.evaluate(truth, evaluation_prediction(ch)))
+    return evaluation.format_table(
+        evaluation.evaluate(
+            truth, evaluation.prediction_from_query(lambda sql: ch.query(sql).result_rows)
+        )
+    )
 
 
 def _html(ch: Any, path: Path) -> str:
     from omnijourney import html_report
 
     journeys = html_report.journeys_from_rows(ch.query(html_report.JOURNEYS_SQL).result_rows)
-    data = html_report.summarize(
-        journeys, title="omnijourney demo: customer journeys", generated_at=datetime.now(UTC)
+    data = html_report.write_page(
+        journeys, path, title="omnijourney demo: customer journeys", generated_at=datetime.now(UTC)
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html_report.render(data), encoding="utf-8")
     return f"html report: {path} ({data.journeys:,} journeys of {data.customers:,} customers)"
 
 

@@ -15,7 +15,7 @@ mappings can come from a JSON lines file (`read_prediction`).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -290,6 +290,12 @@ def prediction_from_rows(
         journeys={journey: tuple(events) for journey, events in journeys},
         sessions={session: tuple(events) for session, events in sessions},
     )
+
+
+def prediction_from_query(query: Callable[[str], Iterable[Sequence[Any]]]) -> Prediction:
+    """A Prediction from ClickHouse: `query(sql)` returns PREDICTION_SQL's result rows."""
+    rows = {name: query(sql) for name, sql in PREDICTION_SQL.items()}
+    return prediction_from_rows(rows["identifiers"], rows["journeys"], rows["sessions"])
 
 
 def read_prediction(lines: Iterable[bytes | str]) -> Prediction:

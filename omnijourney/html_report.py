@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -582,3 +583,13 @@ def journeys_from_rows(rows: Iterable[Sequence[Any]]) -> list[JourneyView]:
         )
         for journey, customer, first, last, steps, converted in rows
     ]
+
+
+def write_page(
+    journeys: Sequence[JourneyView], path: Path, *, title: str, generated_at: datetime
+) -> ReportData:
+    """Summarize the journeys and write the page to path (directories created); the summary."""
+    data = summarize(journeys, title=title, generated_at=generated_at)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(data), encoding="utf-8")
+    return data
