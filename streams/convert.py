@@ -40,7 +40,6 @@ def to_touch(touchpoint: TouchpointBase) -> Touch:
     consent = touchpoint.consent
     value, currency = _money(touchpoint.properties)
     properties = _flat_properties(touchpoint.properties)
-    properties.pop("total", None)
     return Touch(
         event_id=touchpoint.event_id,
         channel=touchpoint.channel,
