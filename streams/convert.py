@@ -36,7 +36,7 @@ def _money(properties: Any) -> tuple[Decimal | None, str | None]:
 
 
 def to_touch(touchpoint: TouchpointBase) -> Touch:
-    """The core's view of a validated touchpoint (consent unknown counts as not given)."""
+    """The core's view of a validated touchpoint (unknown consent: analytics yes, the rest no)."""
     consent = touchpoint.consent
     value, currency = _money(touchpoint.properties)
     properties = _flat_properties(touchpoint.properties)
