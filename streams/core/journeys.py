@@ -16,10 +16,13 @@ journey or position changed. Ids are named after first touches, so equal content
 ids whatever the arrival order.
 
 The customer's watermark is the latest event time it saw (or the processing time of a tick).
-A touch older than the watermark minus its channel's lateness is late: it is emitted flagged
-and changes nothing. A journey whose end is more than the largest lateness behind the
-watermark can never change again: it is emitted once more as final and evicted, so state
-stays bounded; event ids are remembered for the dedupe horizon.
+Lateness is judged per channel: a touch older than the latest event time of its own channel
+(or the last tick) minus the channel's lateness is late: it is emitted flagged and changes
+nothing. Per channel because each source delivers roughly in its own order, while touches of
+other channels may reach a customer through merges in any order (a call absorbed from another
+profile must not make an app touch still in flight late). A journey whose end is more than
+the largest lateness behind the watermark can never change again: it is emitted once more as
+final and evicted, so state stays bounded; event ids are remembered for the dedupe horizon.
 """
 
 from __future__ import annotations
@@ -333,6 +336,7 @@ class Timeline:
     __slots__ = (
         "customer_id",
         "journeys",
+        "marks",
         "oldest",
         "pruned_at",
         "revision",
@@ -346,6 +350,8 @@ class Timeline:
         self.customer_id = customer_id
         self.rules = rules
         self.watermark = _NEVER
+        self.marks: dict[str, int] = {}
+        """channel -> latest event time placed ("" -> last tick): what lateness is judged by."""
         self.revision = 0
         """Version of the records of the last change (grows, also across merges)."""
         self.journeys: list[_Journey] = []
@@ -376,10 +382,14 @@ class Timeline:
             self.oldest = min(self.oldest, ts)
             return [self._touchpoint(touch, None, False)]
         gap, longest, lateness = rules.channels.get(channel) or rules.default_channel
-        before = self.watermark
-        if ts < before - lateness:
+        marks = self.marks
+        mark = marks.get(channel, _NEVER)
+        if ts < max(mark, marks.get("", _NEVER)) - lateness:
             self.oldest = min(self.oldest, ts)
             return [self._touchpoint(touch, self._attach(ts), True)]
+        if ts > mark:
+            marks[channel] = ts
+        before = self.watermark
         if ts > before:
             self.watermark = ts
         point = _Point(touch, rules)
@@ -405,7 +415,7 @@ class Timeline:
         before = self.watermark
         if now_us <= before:
             return []
-        self.watermark = now_us
+        self.watermark = self.marks[""] = now_us
         self.revision += 1
         records: list[Record] = []
         if self.journeys:
@@ -436,6 +446,9 @@ class Timeline:
         self.oldest = min(self.oldest, other.oldest)
         self.sealed = tuple(sorted({*self.sealed, *other.sealed}))
         self.watermark = max(self.watermark, other.watermark)
+        for channel, mark in other.marks.items():
+            if mark > self.marks.get(channel, _NEVER):
+                self.marks[channel] = mark
         self.revision = max(self.revision, other.revision) + 1
         records = self._rewalk(start, theirs, baseline)
         if self.journeys:
@@ -652,6 +665,7 @@ class Timeline:
         return {
             "customer_id": self.customer_id,
             "watermark": self.watermark,
+            "marks": dict(self.marks),
             "revision": self.revision,
             "pruned_at": self.pruned_at,
             "touches": [point.touch.to_dict() for point in self._points()],
@@ -664,6 +678,7 @@ class Timeline:
         """Inverse of to_dict."""
         timeline = cls(str(data["customer_id"]), rules)
         timeline.watermark = int(data["watermark"])
+        timeline.marks = {str(k): int(v) for k, v in data.get("marks", {}).items()}
         timeline.revision = int(data["revision"])
         timeline.pruned_at = int(data["pruned_at"])
         timeline.seen = {str(k): int(v) for k, v in data["seen"].items()}

@@ -128,3 +128,28 @@ def test_a_till_batch_uploaded_ten_hours_late_lands_in_the_right_journey() -> No
     # The journey that had swallowed the evening browsing was corrected, not duplicated.
     updates = [r for r in sim.records if isinstance(r, JourneyUpdate)]
     assert {u.journey_id for u in updates} == {first["journey_id"], second["journey_id"]}
+
+
+def test_the_live_story_gives_one_journey_of_every_touch_in_every_interleaving() -> None:
+    # The worker's scripted story (tests/streams/test_stitching.py): touches of five channels
+    # spanning 34 hours, reaching the customer through four merges in any order. An app touch
+    # that arrives after a call absorbed from another profile must still be placed: lateness
+    # is judged within the touch's own channel.
+    cookie, device, account = ("anonymous_id", "c"), ("device_id", "d"), ("customer_id", "C")
+    loyalty, phone = ("loyalty_id", "L"), ("phone_hash", PHONE)
+    story = [
+        t("01", "web", "page_view", minutes(0), cookie),
+        t("02", "web", "product_view", minutes(2), cookie),
+        t("03", "web", "login", minutes(5), cookie, account),
+        t("04", "app", "login", hours(3), device, account),
+        t("05", "app", "product_view", hours(3) + minutes(1), device),
+        t("06", "crm", "customer_update", hours(20), account, loyalty, phone),
+        t("09", "callcenter", "call_started", hours(34), phone),
+        t("07", "pos", "store_visit", hours(25) + minutes(50), loyalty),
+        t("08", "pos", "purchase", hours(26), loyalty, value="42.00"),
+    ]  # fmt: skip
+    for partitions in (1, 2, 3):
+        for seed in range(60):
+            (journey,) = journeys(run(story, partitions, seed))
+            assert journey["touch_count"] == 8, f"P={partitions} seed={seed}"
+            assert journey["channel_path"] == ["web", "app", "pos", "callcenter"]

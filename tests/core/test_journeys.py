@@ -202,6 +202,25 @@ def test_a_touch_beyond_the_allowed_lateness_is_kept_flagged_and_changes_nothing
     assert record.journey_id == journeys(sim.records)[0]["journey_id"]  # attached by time
 
 
+def test_lateness_is_judged_within_the_touchs_own_channel() -> None:
+    # A call 31 h after an app touch reaches the customer first (through a merge, say): the
+    # app touch is still within the app's lateness of the app's own latest touch, so it is
+    # placed; a web touch 9 h behind the latest web touch is late whatever the other channels.
+    sim = simulate(
+        [
+            t("web", "web", "page_view", hours(10)),
+            t("call", "callcenter", "call_started", hours(34)),
+        ]
+    )
+    sim.submit([t("app", "app", "screen_view", hours(3)), t("old", "web", "page_view", hours(1))])
+    sim.run()
+    view = final_view(sim.records)
+    assert view[("touch", "app")]["late"] is False
+    assert view[("touch", "app")]["journey_id"] is not None
+    assert view[("touch", "old")]["late"] is True
+    assert [j["touch_count"] for j in journeys(sim.records)] == [3]
+
+
 def test_a_duplicate_event_id_changes_nothing() -> None:
     sim = simulate([t("a", "web", "page_view", hours(0)), t("b", "web", "page_view", hours(1))])
     before = len(sim.records)
