@@ -333,6 +333,15 @@ class WorkerSettings(BaseModel):
     commit_interval_s: float = Field(
         default=2.8, gt=0, description="How often consumed offsets (and their outputs) commit."
     )
+    batch_max: int = Field(
+        default=500, ge=1, le=100_000, description="Most messages a stitching stage takes at once."
+    )
+    batch_wait_ms: float = Field(
+        default=5.0,
+        gt=0,
+        le=10_000,
+        description="How long a stitching stage waits to fill a batch (adds up to it to latency).",
+    )
 
 
 class RetentionSettings(BaseModel):

@@ -3,36 +3,42 @@
 Three agents, one per key kind of the core's protocol:
 
 * `route` reads `touchpoints.valid`, turns each touchpoint into a core `Touch` and sends it to
-  the partition of its strongest identifier (`omnijourney.identifiers`);
+  the partition of its strongest identifier (`<app_id>.identifiers`);
 * `identifiers` keeps the identifier-keyed state (which customer owns it) in a changelogged
   table and answers the protocol's identifier messages;
 * `customers` keeps the customer-keyed state (profile, sessions, journeys) in a changelogged
   table, answers the customer messages and publishes the core's records on the public topics,
   keyed by customer id.
 
-Per message: decode, call the core, send what it produced, then write the table. Outputs are
-queued on the producer before the state write, and Faust flushes the producer before it
-commits an offset, so a crash replays messages whose outputs may already be out: the core is
-deterministic and the records carry versions, so consumers recognize a repeat.
+Effectively once over Kafka's at-least-once (decision 0010): each stage takes a batch, runs
+the core over it (states in a batch-local overlay), sends every output and waits until the
+broker has them all, and only then writes the tables. Every protocol message carries a
+`MessageId` (source partition, offset, index) and each key's `Inbox` drops what it applied
+already, so a replay after a crash changes nothing twice and re-sends only identical,
+versioned records.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import faust
 import orjson
-from faust.types import AgentT, TopicT
+from faust.types import AgentT, EventT, TopicT
 
-from omnijourney.exceptions import OmnijourneyError
+from omnijourney.exceptions import OmnijourneyError, ProtocolViolation
 from omnijourney.settings import Settings
 from schemas.validation import decode_touchpoint
 from streams.app import bytes_topic
 from streams.convert import to_touch
 from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_dict
-from streams.core.records import Record
+from streams.core.delivery import Inbox, MessageId
+from streams.core.records import JourneyUpdate, LinkRejection, Merge, Record
+from streams.metrics import Metrics
 from streams.topics import (
     TOPIC_OF_RECORD,
     VALID_TOPIC,
@@ -43,98 +49,226 @@ from streams.topics import (
 
 log = logging.getLogger(__name__)
 
+ID_FIELD: Final = "_id"
+"""The message id's field in an internal message (the core's decoders ignore it)."""
 
-def encode_record(record: Record) -> tuple[str, bytes, bytes]:
+Output = tuple[str, bytes, bytes]
+Step = Callable[[str, Any, Any], tuple[Any, list[Record], list[Send]]]
+
+
+def encode_record(record: Record) -> Output:
     """(topic, key, value) of a core record on its public topic, keyed by customer id."""
     data = record.to_dict()
     key = str(data.get("customer_id") or data.get("survivor_id") or "")
     return TOPIC_OF_RECORD[record.record_type], key.encode(), orjson.dumps(data)
 
 
-def encode_send(send: Send, internal: Mapping[Topic, str]) -> tuple[str, bytes, bytes]:
+def encode_send(send: Send, internal: Mapping[Topic, str], message_id: MessageId) -> Output:
     """(topic, key, value) of a protocol message on the internal topic of its key kind."""
-    return internal[send.topic], send.key.encode(), orjson.dumps(message_to_dict(send.message))
+    data = message_to_dict(send.message)
+    data[ID_FIELD] = message_id.to_list()
+    return internal[send.topic], send.key.encode(), orjson.dumps(data)
+
+
+def decode_message(value: bytes) -> tuple[MessageId | None, Any]:
+    """(id, message) of an internal message; ProtocolViolation if it is not one."""
+    try:
+        data = orjson.loads(value)
+        message_id = MessageId.from_list(data[ID_FIELD]) if ID_FIELD in data else None
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ProtocolViolation(f"internal message: undecodable ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ProtocolViolation("internal message: not a JSON object")
+    return message_id, message_from_dict(data)
+
+
+def encode_state(inbox: Inbox, state: Any) -> bytes:
+    """A table value: the key's inbox and its core state."""
+    return orjson.dumps({"inbox": inbox.to_dict(), "state": state.to_dict()})
+
+
+class _Batch:
+    """What one batch of a stage produced: outputs in order, states to write after them."""
+
+    __slots__ = ("outputs", "received", "states")
+
+    def __init__(self) -> None:
+        self.outputs: list[Output] = []
+        self.states: dict[bytes, tuple[Inbox, Any]] = {}
+        self.received: list[datetime] = []
+        """received_at of the touches whose journey changed (for the latency histogram)."""
 
 
 class Stages:
     """The Faust topics, tables and agents of the stitching stages."""
 
-    def __init__(self, app: faust.App, settings: Settings, stitcher: Stitcher) -> None:
+    def __init__(
+        self, app: faust.App, settings: Settings, stitcher: Stitcher, metrics: Metrics
+    ) -> None:
         self.app = app
         self.stitcher = stitcher
+        self.metrics = metrics
+        self.batch_max = settings.worker.batch_max
+        self.batch_wait = settings.worker.batch_wait_ms / 1000
         specs = {spec.name: spec for spec in stitching_topics(settings)}
         identifiers, customers = identifiers_topic(settings), customers_topic(settings)
         self.internal = {Topic.IDENTIFIER: identifiers, Topic.CUSTOMER: customers}
+        self.sources = {VALID_TOPIC: "v", identifiers: "i", customers: "c"}
         self.topics: dict[str, TopicT] = {
             name: bytes_topic(app, spec) for name, spec in specs.items()
         }
+        # use_partitioner: a write goes to the changelog partition of its key (the key's
+        # partition of the stage's topic), so tables can be written after a whole batch.
         self.identifiers = app.Table(
             "omnijourney-identifiers",
             key_type=bytes,
             value_type=bytes,
             partitions=specs[identifiers].partitions,
+            use_partitioner=True,
         )
         self.customers = app.Table(
             "omnijourney-customers",
             key_type=bytes,
             value_type=bytes,
             partitions=specs[customers].partitions,
+            use_partitioner=True,
         )
         self.agents: dict[str, AgentT[Any]] = {
             "route": self._agent(VALID_TOPIC, "route", self._route),
-            "identifiers": self._agent(identifiers, "identifiers", self._identifier),
-            "customers": self._agent(customers, "customers", self._customer),
+            "identifiers": self._agent(
+                identifiers, "identifiers", self._keyed(self.identifiers, self._identifier_step)
+            ),
+            "customers": self._agent(
+                customers, "customers", self._keyed(self.customers, self._customer_step)
+            ),
         }
 
+    # --- agents --------------------------------------------------------------------------------
+
     def _agent(
-        self, topic: str, name: str, handle: Callable[[bytes, bytes], Awaitable[None]]
+        self, topic: str, name: str, handle: Callable[[str, Sequence[EventT[Any]]], _Batch]
     ) -> AgentT[Any]:
         async def agent(stream: faust.StreamT[Any]) -> None:
-            async for event in stream.events():
-                await handle(event.key or b"", event.value or b"")
+            batches = stream.take_events(self.batch_max, within=self.batch_wait)  # type: ignore[attr-defined]
+            async for events in batches:
+                self.metrics.events_in.labels(name).inc(len(events))
+                batch = handle(name, events)
+                await self._flush(name, batch)
 
         return self.app.agent(self.topics[topic], name=f"omnijourney.stitch.{name}")(agent)
 
-    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
-        await self.topics[topic].send(key=key, value=value)
+    async def _flush(self, stage: str, batch: _Batch) -> None:
+        """Send the outputs, wait until the broker has them all, then write the states."""
+        pending: list[Awaitable[Any]] = []
+        for topic, key, value in batch.outputs:
+            pending.append(await self.topics[topic].send(key=key, value=value))
+            self.metrics.events_out.labels(stage, topic).inc()
+        if pending:
+            # Raises on a broker outage: the agent restarts from the last commit, nothing
+            # of this batch is in a table yet, so the replay redoes exactly this batch.
+            await asyncio.gather(*pending)
+        table = self.customers if stage == "customers" else self.identifiers
+        for key, (inbox, state) in batch.states.items():
+            table[key] = encode_state(inbox, state)
+        if batch.received:
+            now = datetime.now(UTC)
+            for received in batch.received:
+                self.metrics.latency.observe(max(0.0, (now - received).total_seconds()))
 
-    async def _emit(self, records: list[Record], sends: list[Send]) -> None:
-        for record in records:
-            await self._send(*encode_record(record))
-        for send in sends:
-            await self._send(*encode_send(send, self.internal))
+    # --- the stages ----------------------------------------------------------------------------
 
-    async def _route(self, key: bytes, value: bytes) -> None:
+    def _route(self, stage: str, events: Sequence[EventT[Any]]) -> _Batch:
+        batch = _Batch()
+        for event in events:
+            message = event.message
+            try:
+                touch = to_touch(decode_touchpoint(event.value or b""))
+            except OmnijourneyError as exc:
+                # touchpoints.valid holds what the ingest stage validated: this is a bug or a
+                # foreign producer; the message is skipped with a log line, never retried.
+                log.error("touchpoints.valid: undecodable message skipped (%s)", exc)
+                self.metrics.violations.labels(stage).inc()
+                continue
+            source = f"v{message.partition}"
+            self._outputs(batch, source, message.offset, [], [self.stitcher.route(touch)])
+        return batch
+
+    def _keyed(self, table: Any, step: Step) -> Callable[[str, Sequence[EventT[Any]]], _Batch]:
+        def handle(stage: str, events: Sequence[EventT[Any]]) -> _Batch:
+            batch = _Batch()
+            for event in events:
+                self._one(stage, table, step, batch, event)
+            return batch
+
+        return handle
+
+    def _one(self, stage: str, table: Any, step: Step, batch: _Batch, event: EventT[Any]) -> None:
+        """One protocol message: dedupe by id, run the core, collect outputs and state."""
+        message = event.message
+        key: bytes = event.key or b""
         try:
-            touch = to_touch(decode_touchpoint(value))
-        except OmnijourneyError as exc:
-            # touchpoints.valid holds what the ingest stage validated: this is a bug or a
-            # foreign producer; the message is skipped with a log line, never retried forever.
-            log.error("touchpoints.valid: undecodable message skipped (%s)", exc)
+            message_id, decoded = decode_message(event.value or b"")
+        except ProtocolViolation as exc:
+            log.error("%s[%s]@%s: skipped (%s)", message.topic, message.partition,
+                      message.offset, exc)  # fmt: skip
+            self.metrics.violations.labels(stage).inc()
             return
-        await self._emit([], [self.stitcher.route(touch)])
-
-    async def _identifier(self, key: bytes, value: bytes) -> None:
-        message = message_from_dict(orjson.loads(value))
-        stored = self.identifiers.get(key)
-        state = None if stored is None else self.stitcher.identifier_from_dict(orjson.loads(stored))
-        name = key.decode()
-        state, records, sends = self.stitcher.identifier_step(name, state, message)  # type: ignore[arg-type]
-        await self._emit(records, sends)
+        inbox, state = batch.states.get(key) or self._load(table, key, stage)
+        if message_id is not None and not inbox.accept(message_id):
+            self.metrics.repeats.labels(stage).inc()
+            return
+        try:
+            state, records, sends = step(key.decode(), state, decoded)
+        except ProtocolViolation as exc:
+            log.error("%s %s: %s refused (%s)", stage, key.decode(), type(decoded).__name__, exc)
+            self.metrics.violations.labels(stage).inc()
+            records, sends = [], []
         if state is not None:
-            self.identifiers[key] = orjson.dumps(state.to_dict())
+            batch.states[key] = (inbox, state)
+        source = f"{self.sources[message.topic]}{message.partition}"
+        self._outputs(batch, source, message.offset, records, sends)
+        touch = getattr(decoded, "touch", None)
+        if touch is not None and any(type(r) is JourneyUpdate for r in records):
+            batch.received.append(touch.received_at)
 
-    async def _customer(self, key: bytes, value: bytes) -> None:
-        message = message_from_dict(orjson.loads(value))
-        stored = self.customers.get(key)
-        state = None if stored is None else self.stitcher.customer_from_dict(orjson.loads(stored))
-        state, records, sends = self.stitcher.customer_step(key.decode(), state, message)  # type: ignore[arg-type]
-        await self._emit(records, sends)
-        self.customers[key] = orjson.dumps(state.to_dict())
+    def _load(self, table: Any, key: bytes, stage: str) -> tuple[Inbox, Any]:
+        stored = table.get(key)
+        if stored is None:
+            return Inbox(), None
+        data = orjson.loads(stored)
+        load = (
+            self.stitcher.customer_from_dict
+            if stage == "customers"
+            else self.stitcher.identifier_from_dict
+        )
+        return Inbox.from_dict(data["inbox"]), load(data["state"])
+
+    def _identifier_step(self, key: str, state: Any, message: Any) -> Any:
+        return self.stitcher.identifier_step(key, state, message)
+
+    def _customer_step(self, key: str, state: Any, message: Any) -> Any:
+        return self.stitcher.customer_step(key, state, message)
+
+    def _outputs(
+        self, batch: _Batch, source: str, offset: int, records: Iterable[Record], sends: list[Send]
+    ) -> None:
+        out = batch.outputs
+        for record in records:
+            kind = type(record)
+            if kind is Merge:
+                self.metrics.merges.inc()
+            elif isinstance(record, LinkRejection):
+                self.metrics.rejections.labels(record.rule).inc()
+            out.append(encode_record(record))
+        for index, send in enumerate(sends):
+            out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
 
 
 def register_stitching(
-    app: faust.App, settings: Settings, stitcher: Stitcher | None = None
+    app: faust.App,
+    settings: Settings,
+    stitcher: Stitcher | None = None,
+    metrics: Metrics | None = None,
 ) -> Stages:
     """Add the route, identifier and customer agents (and their tables) to the app."""
-    return Stages(app, settings, stitcher or Stitcher())
+    return Stages(app, settings, stitcher or Stitcher(), metrics or Metrics())

@@ -14,6 +14,7 @@ from omnijourney.settings import Settings
 from schemas.keystore import hasher_from_settings
 from streams.app import create_app
 from streams.ingest import register_ingest
+from streams.metrics import CONTENT_TYPE, Metrics
 from streams.stitching import register_stitching
 from streams.topics import pipeline_topics, stitching_topics
 
@@ -61,12 +62,36 @@ def register_health(app: faust.App, bootstrap: str) -> None:
         return web.json(body, status=200 if ok else 503)
 
 
+def observe_lag(app: faust.App, metrics: Metrics) -> None:
+    """Set the lag gauge of every assigned partition (highwater minus the last read offset)."""
+    consumer = app.consumer
+    metrics.lag.clear()
+    for tp in consumer.assignment():
+        read = consumer._read_offset.get(tp)  # type: ignore[attr-defined]  # no public accessor
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        behind = highwater - (read + 1 if read is not None else 0)
+        metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, behind))
+
+
+def register_metrics(app: faust.App, metrics: Metrics) -> None:
+    """GET /metrics on the worker's web port: the Prometheus text format."""
+
+    @app.page("/metrics")
+    async def metrics_view(web: View, request: Request) -> Response:
+        observe_lag(app, metrics)
+        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE.split(";")[0])
+
+
 def build(settings: Settings) -> faust.App:
     """The worker's app with every stage registered."""
     app = create_app(settings)
+    metrics = Metrics()
     register_ingest(app, settings, hasher=hasher_from_settings(settings), clock=utc_now)
-    register_stitching(app, settings)
+    register_stitching(app, settings, metrics=metrics)
     register_health(app, settings.kafka.bootstrap)
+    register_metrics(app, metrics)
     return app
 
 

@@ -159,7 +159,13 @@ class Worker:
     """A worker subprocess (`python -m omnijourney.cli worker`) with its own consumer group."""
 
     def __init__(
-        self, bootstrap: str, data_dir: Path, *, from_end: bool = True, **env_settings: str
+        self,
+        bootstrap: str,
+        data_dir: Path,
+        *,
+        from_end: bool = True,
+        group_id: str | None = None,
+        **env_settings: str,
     ) -> None:
         from streams.topics import VALID_TOPIC, raw_topic_names
 
@@ -167,8 +173,8 @@ class Worker:
         self.port = free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log = data_dir / "worker.log"
-        self.group_id = f"omnijourney-test-{uuid.uuid4().hex[:8]}"
-        if from_end:
+        self.group_id = group_id or f"omnijourney-test-{uuid.uuid4().hex[:8]}"
+        if from_end and group_id is None:
             asyncio.run(commit_ends(bootstrap, self.group_id, [*raw_topic_names(), VALID_TOPIC]))
         env = {
             **os.environ,
@@ -213,6 +219,11 @@ class Worker:
                 tail = self.log.read_text(errors="replace")[-3000:]
                 raise AssertionError(f"worker not healthy (exit {self.process.poll()}):\n{tail}")
             time.sleep(0.5)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last commit, no flush."""
+        self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         self.process.terminate()

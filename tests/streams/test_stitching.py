@@ -11,6 +11,7 @@ happened.
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -181,3 +182,26 @@ def test_scripted_story_is_one_customer_and_one_journey(
     # No clear phone number anywhere on the public topics.
     raw = orjson.dumps(out)
     assert b"555-0147" not in raw and b"2025550147" not in raw
+
+
+def test_the_worker_exposes_prometheus_metrics_of_every_stage(
+    worker: Worker, kafka_bootstrap: str
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    events = story(run)
+    journey_touches = [e for e in events if e["channel"] != "crm"]
+    asyncio.run(_run_story(kafka_bootstrap, run, len(events), len(journey_touches)))
+    url = f"http://127.0.0.1:{worker.port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    for stage in ("route", "identifiers", "customers"):
+        assert samples[f'omnijourney_stage_events_in_total{{stage="{stage}"}}'] > 0
+    assert samples["omnijourney_merges_total"] >= 3  # the story's four profiles became one
+    assert samples["omnijourney_end_to_end_latency_seconds_count"] > 0
+    assert any(name.startswith("omnijourney_consumer_lag{") for name in samples)

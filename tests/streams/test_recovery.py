@@ -1,0 +1,224 @@
+"""Two workers share the partitions; one is SIGKILLed mid-stream; the other takes over.
+
+The final journeys must equal an undisturbed run's: the pure core over the same validated
+touchpoints (its final view does not depend on the interleaving; the core tests prove it).
+No touchpoint may count twice in a journey, and every repeated record on the public topics
+must be a byte-identical repeat of the same key and version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from omnijourney.simulator.config import SimulationConfig
+from omnijourney.simulator.generator import Emission, simulate
+from schemas.contracts import PUBLIC_TOPICS
+from schemas.emitter import Emitter
+from schemas.pii import PiiHasher
+from schemas.validation import decode_touchpoint
+from streams.convert import to_touch
+from streams.core import Stitcher
+from streams.core.simulation import Simulator
+from streams.topics import VALID_TOPIC, raw_topic_names
+from tests.pipeline_support import PII_KEY, Worker, commit_ends, end_offsets, read_from
+
+# Not yet green: after the kill, the surviving worker sometimes never fetches one partition it
+# took over (it stays at the committed offset; cf. faust-streaming#629), and one run ended
+# with journeys that differ from the undisturbed run. Deselected by default until fixed
+# (decision 0010); run it with `pytest -m recovery tests/streams/test_recovery.py`.
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.recovery]
+
+HASHER = PiiHasher(PII_KEY.encode(), "US")
+
+
+def _records(seed: int) -> tuple[list[tuple[str, bytes, bytes]], set[str]]:
+    """A realistic simulation's producer records, and the event ids in them."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
+    config = SimulationConfig(customers=400, days=5, start=start, seed=seed, malformed_share=0)
+    emitter = Emitter(HASHER)
+    out: list[tuple[str, bytes, bytes]] = []
+    events: set[str] = set()
+    for item in simulate(config, HASHER):
+        if isinstance(item, Emission) and item.event is not None:
+            event = {**item.event, "event_id": f"{seed}-{item.event['event_id']}"}
+            event.pop("sent_at", None)  # keep occurred_at exactly as simulated
+            topic, key, value = emitter.record(event, now=datetime.now(UTC))
+            out.append((topic, key, value))
+            events.add(event["event_id"])
+    return out, events
+
+
+async def _produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    ends = await end_offsets(bootstrap, topics, isolation="read_committed")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        behind = 0
+        for tp, end in ends.items():
+            committed = await consumer.committed(tp) or 0
+            behind += max(0, end - committed)
+        return behind
+    finally:
+        await consumer.stop()
+
+
+def _wait_caught_up(bootstrap: str, group: str, topics: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        quiet = quiet + 1 if asyncio.run(_lag(bootstrap, group, topics)) == 0 else 0
+        if quiet >= 3:  # nothing left and nothing new for three looks
+            return
+        time.sleep(1)
+    raise AssertionError(f"group {group} did not catch up within {timeout} s")
+
+
+def _outputs(bootstrap: str, starts: dict[TopicPartition, int], run: str) -> list[Any]:
+    consumed = asyncio.run(read_from(bootstrap, starts))
+    return [c for c in consumed if f'"{run}-'.encode() in c.value]
+
+
+def _identity(topic: str, data: dict[str, Any]) -> tuple[Any, ...]:
+    """What a record is about (with its version where it has one)."""
+    kind = data["record_type"]
+    for field in ("event_id", "journey_id", "session_id"):
+        if kind != "merge" and data.get(field) and field in _ENTITY[kind]:
+            return (topic, kind, data[field], data.get("version"))
+    return (topic, kind, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+
+
+_ENTITY = defaultdict(
+    tuple,
+    {
+        "enriched_touchpoint": ("event_id",),
+        "session_update": ("session_id",),
+        "journey_update": ("journey_id",),
+    },
+)
+
+
+def _final(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Latest version of every touchpoint and journey, customers resolved through merges."""
+    survivor = {r["alias_id"]: r["survivor_id"] for r in records if r["record_type"] == "merge"}
+
+    def resolve(customer: str) -> str:
+        while customer in survivor:
+            customer = survivor[customer]
+        return customer
+
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        kind = record["record_type"]
+        if kind == "enriched_touchpoint":
+            key = ("touch", record["event_id"])
+        elif kind == "journey_update":
+            key = ("journey", record["journey_id"])
+        else:
+            continue
+        if key not in latest or record["version"] > latest[key]["version"]:
+            latest[key] = record
+    view = {}
+    for key, record in latest.items():
+        if record.get("status") == "superseded":
+            continue
+        data = {k: v for k, v in record.items() if k not in ("version", "supersedes")}
+        data["customer_id"] = resolve(str(data["customer_id"]))
+        view[key] = data
+    return view
+
+
+def test_a_sigkilled_worker_hands_over_without_loss_or_double_counting(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    run = f"{uuid.uuid4().int % 10**6}"
+    records, events = _records(int(run))
+    group = f"omnijourney-kill-{run}"
+    asyncio.run(commit_ends(kafka_bootstrap, group, [*raw_topic_names(), VALID_TOPIC]))
+    starts = asyncio.run(end_offsets(kafka_bootstrap, [*PUBLIC_TOPICS, VALID_TOPIC]))
+    internal = [f"{group}.identifiers", f"{group}.customers"]
+    settings = {
+        "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": "1.0",
+        "OMNIJOURNEY_WORKER__LOG_LEVEL": "info",  # the logs say where a takeover stalls
+    }
+    first = Worker(kafka_bootstrap, tmp_path / "first", group_id=group, **settings)
+    second = Worker(kafka_bootstrap, tmp_path / "second", group_id=group, **settings)
+    try:
+        first.wait_healthy()
+        second.wait_healthy()
+        asyncio.run(_produce(kafka_bootstrap, records))
+        # Kill the first worker once some, not all, of the stream has come out.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen = {
+                orjson.loads(c.value)["event_id"]
+                for c in _outputs(kafka_bootstrap, starts, run)
+                if c.topic == "journeys.touchpoints"
+            }
+            if len(seen) >= len(events) // 4:
+                break
+            time.sleep(0.2)
+        assert len(seen) < len(events), "the stream ended before the kill: make it longer"
+        first.kill()
+        topics = [*raw_topic_names(), VALID_TOPIC, *internal]
+        _wait_caught_up(kafka_bootstrap, group, topics, timeout=240)
+    finally:
+        if first.process.poll() is None:
+            first.stop()
+        second.stop()
+
+    consumed = _outputs(kafka_bootstrap, starts, run)
+    public = [c for c in consumed if c.topic in PUBLIC_TOPICS]
+    valid = [decode_touchpoint(c.value) for c in consumed if c.topic == VALID_TOPIC]
+    live = [orjson.loads(c.value) for c in public]
+
+    # Every repeat is recognizable: the same key and version carry the same bytes.
+    by_identity: dict[tuple[Any, ...], set[bytes]] = defaultdict(set)
+    for c, data in zip(public, live, strict=True):
+        by_identity[(c.key, *_identity(c.topic, data))].add(c.value)
+    assert all(len(values) == 1 for values in by_identity.values())
+
+    # The same final journeys as the undisturbed core over the same validated touchpoints.
+    sim = Simulator(Stitcher(), partitions=3, seed=0)
+    sim.submit(to_touch(touchpoint) for touchpoint in valid)
+    baseline = _final([record.to_dict() for record in sim.run()])
+    final = _final(live)
+    (tmp_path / "final.json").write_bytes(orjson.dumps({"|".join(k): v for k, v in final.items()}))
+    (tmp_path / "baseline.json").write_bytes(
+        orjson.dumps({"|".join(k): v for k, v in baseline.items()})
+    )
+    (tmp_path / "live.json").write_bytes(orjson.dumps(live))
+    assert {k for k in final if k[0] == "touch"} == {("touch", e) for e in events}
+    as_json = {key: orjson.loads(orjson.dumps(data)) for key, data in baseline.items()}
+    assert sorted(final) == sorted(as_json)
+    differing = [key for key in as_json if final[key] != as_json[key]]
+    assert not differing, [(final[k], as_json[k]) for k in differing[:3]]
+
+    # No touchpoint counted twice: a journey's count is the number of its placed touches.
+    placed: dict[str, int] = defaultdict(int)
+    for (kind, _), data in final.items():
+        if kind == "touch" and data["journey_id"] and not data["late"]:
+            placed[data["journey_id"]] += 1
+    journeys = {k[1]: d for k, d in final.items() if k[0] == "journey"}
+    assert {j: d["touch_count"] for j, d in journeys.items()} == dict(placed)
