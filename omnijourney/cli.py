@@ -40,26 +40,27 @@ def _clickhouse(settings: Settings, args: argparse.Namespace) -> int:
         clickhouse.serve(settings)
         return 0
     if args.action == "migrate":
-        from sinks.migrations import migrate
-
-        done = migrate(settings)
-        for line in done:
-            print(f"clickhouse: {line}")
-        if not done:
-            print(f"clickhouse: schema of {settings.clickhouse.database!r} is up to date")
-        return 0
-    if args.action == "serve":
-        if args.store is not None:
-            ch = settings.clickhouse.model_copy(update={"store_dir": args.store})
-            settings = settings.model_copy(update={"clickhouse": ch})
-        clickhouse.serve(settings)
-        return 0
+        return _migrate(settings, args)
     action = {
         "start": clickhouse.start,
         "stop": clickhouse.stop,
         "status": clickhouse.status,
     }[args.action]
     print(action(settings))
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.migrations import migrate, script
+
+    if args.print:
+        print(script(settings, cluster=args.cluster), end="")
+        return 0
+    done = migrate(settings, cluster=args.cluster)
+    for line in done:
+        print(f"clickhouse: {line}")
+    if not done:
+        print(f"clickhouse: schema of {settings.clickhouse.database!r} is up to date")
     return 0
 
 
@@ -374,6 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="serve: the chdb store directory (overrides settings)",
+    )
+    ch.add_argument(
+        "--cluster",
+        default=None,
+        metavar="NAME",
+        help="migrate: replicated local tables, Distributed tables and views ON CLUSTER NAME "
+        "(overrides setting clickhouse.cluster; default: one server)",
+    )
+    ch.add_argument(
+        "--print",
+        action="store_true",
+        help="migrate: write the SQL to stdout instead of running it (no connection)",
     )
     ch.set_defaults(handler=_clickhouse)
 

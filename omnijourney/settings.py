@@ -151,6 +151,13 @@ class ClickHouseSettings(BaseModel):
     username: str = "default"
     password: SecretStr = SecretStr("")
     secure: bool = False
+    cluster: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$",
+        description="Name of the ClickHouse cluster (remote_servers) the schema lives on; empty: "
+        "one server. Set: migrate creates replicated local tables and Distributed tables ON "
+        "CLUSTER, and the sink inserts with distributed_foreground_insert=1.",
+    )
     embedded: bool = Field(default=True, description="Run the embedded chdb server locally.")
     max_body_bytes: int = Field(default=1 << 30, gt=0, description="Largest request body accepted.")
     start_timeout_s: float = Field(default=60.0, gt=0)
