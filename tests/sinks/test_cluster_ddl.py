@@ -153,7 +153,8 @@ def test_every_cluster_statement_parses(clickhouse_client: Client) -> None:
     tables = len(_tables())
     assert kinds["Distributed"] == tables
     assert kinds["Replicated"] == tables + 2  # the bookkeeping tables are replicated too
-    assert kinds["VIEW"] == 7
+    views = sum(" VIEW " in s for m in load_migrations() for s in m.statements)
+    assert kinds["VIEW"] == views > 0
     assert kinds["ALTER"] >= 1
 
 
