@@ -119,7 +119,7 @@ def _column(conn: Client, sql: str, **parameters: Any) -> set[str]:
     return {str(row[0]) for row in conn.query(sql, parameters=parameters).result_rows}
 
 
-def expand(conn: Client, customer_ids: Iterable[str], identifier_keys: Iterable[str]) -> _Targets:
+def _expand(conn: Client, customer_ids: Iterable[str], identifier_keys: Iterable[str]) -> _Targets:
     """The ids, identifier keys and event ids to erase, completed from ClickHouse."""
     ids = {i for i in customer_ids if i}
     keys = _keys(identifier_keys)
@@ -180,7 +180,7 @@ def erase_customer(
 
     ErasureIncomplete when rows were still found afterwards (inserted meanwhile): run it again.
     """
-    targets = expand(conn, customer_ids, identifier_keys)
+    targets = _expand(conn, customer_ids, identifier_keys)
     parameters = targets.parameters()
     removed: dict[str, int] = {}
     for table in ERASED_TABLES:
