@@ -40,26 +40,27 @@ def _clickhouse(settings: Settings, args: argparse.Namespace) -> int:
         clickhouse.serve(settings)
         return 0
     if args.action == "migrate":
-        from sinks.migrations import migrate
-
-        done = migrate(settings)
-        for line in done:
-            print(f"clickhouse: {line}")
-        if not done:
-            print(f"clickhouse: schema of {settings.clickhouse.database!r} is up to date")
-        return 0
-    if args.action == "serve":
-        if args.store is not None:
-            ch = settings.clickhouse.model_copy(update={"store_dir": args.store})
-            settings = settings.model_copy(update={"clickhouse": ch})
-        clickhouse.serve(settings)
-        return 0
+        return _migrate(settings, args)
     action = {
         "start": clickhouse.start,
         "stop": clickhouse.stop,
         "status": clickhouse.status,
     }[args.action]
     print(action(settings))
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.migrations import migrate, script
+
+    if args.print:
+        print(script(settings, cluster=args.cluster), end="")
+        return 0
+    done = migrate(settings, cluster=args.cluster)
+    for line in done:
+        print(f"clickhouse: {line}")
+    if not done:
+        print(f"clickhouse: schema of {settings.clickhouse.database!r} is up to date")
     return 0
 
 
@@ -178,6 +179,58 @@ def _html_report(settings: Settings, args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.html} ({data.journeys:,} journeys)")
     return 0
+
+
+def _privacy(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from omnijourney.erasure_request import command_request, publish
+
+    request = command_request(
+        settings,
+        args.identifier,
+        suppress_future=args.suppress,
+        request_id=args.request_id,
+        requested_by=args.by,
+    )
+    asyncio.run(publish(settings, request))
+    print(request.request_id)
+    print(
+        f"privacy: erasure request {request.request_id} on privacy.requests "
+        f"({len(request.identifiers)} identifiers, suppress future: "
+        f"{'yes' if request.suppress_future else 'no'})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _add_privacy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    privacy = sub.add_parser("privacy", help="data subject requests (erasure)")
+    actions = privacy.add_subparsers(dest="privacy_action", required=True, metavar="ACTION")
+    erase = actions.add_parser(
+        "erase",
+        help="ask the pipeline to erase a person everywhere; prints the request id",
+        description="Put an erasure request on privacy.requests. Clear email and phone values "
+        "are hashed here with the configured key, as the collector hashes touchpoints.",
+    )
+    erase.add_argument(
+        "--identifier",
+        action="append",
+        required=True,
+        metavar="TYPE:VALUE",
+        help="e.g. email:jane@example.com, phone:+15550100, loyalty_id:L-1, "
+        "email_hash:<64 hex> (repeatable)",
+    )
+    erase.add_argument(
+        "--suppress", action="store_true", help="also drop future events with these identifiers"
+    )
+    erase.add_argument(
+        "--request-id", default=None, metavar="ID", help="retry an earlier request under its id"
+    )
+    erase.add_argument(
+        "--by", default=None, metavar="NAME", help="who asks (default cli:<your account>)"
+    )
+    erase.set_defaults(handler=_privacy)
 
 
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -375,6 +428,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serve: the chdb store directory (overrides settings)",
     )
+    ch.add_argument(
+        "--cluster",
+        default=None,
+        metavar="NAME",
+        help="migrate: replicated local tables, Distributed tables and views ON CLUSTER NAME "
+        "(overrides setting clickhouse.cluster; default: one server)",
+    )
+    ch.add_argument(
+        "--print",
+        action="store_true",
+        help="migrate: write the SQL to stdout instead of running it (no connection)",
+    )
     ch.set_defaults(handler=_clickhouse)
 
     sub.add_parser("up", help="start local Kafka and embedded ClickHouse").set_defaults(handler=_up)
@@ -439,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="the Faust worker: ingest (validation, dead letters); /health on its port"
     ).set_defaults(handler=_worker)
     _add_simulate(sub)
+    _add_privacy(sub)
     return parser
 
 

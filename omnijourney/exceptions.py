@@ -75,6 +75,17 @@ class InvalidRecord(InvalidTouchpoint):
         return "invalid record" + super()._summary().removeprefix("invalid touchpoint")
 
 
+class InvalidErasureRequest(InvalidRecord):
+    """An erasure request that breaks its contract (field errors name what and why)."""
+
+    def _summary(self) -> str:
+        return "invalid erasure request" + super()._summary().removeprefix("invalid record")
+
+
+class ErasureIncomplete(TransientError):
+    """Rows of an erased customer were still found after the deletion (retry the erasure)."""
+
+
 class MigrationError(OmnijourneyError):
     """The ClickHouse schema cannot be brought to the version this code expects."""
 

@@ -151,6 +151,13 @@ class ClickHouseSettings(BaseModel):
     username: str = "default"
     password: SecretStr = SecretStr("")
     secure: bool = False
+    cluster: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$",
+        description="Name of the ClickHouse cluster (remote_servers) the schema lives on; empty: "
+        "one server. Set: migrate creates replicated local tables and Distributed tables ON "
+        "CLUSTER, and the sink inserts with distributed_foreground_insert=1.",
+    )
     embedded: bool = Field(default=True, description="Run the embedded chdb server locally.")
     max_body_bytes: int = Field(default=1 << 30, gt=0, description="Largest request body accepted.")
     start_timeout_s: float = Field(default=60.0, gt=0)
@@ -256,6 +263,11 @@ class CollectorSettings(BaseModel):
         default_factory=dict,
         description="Key name -> {secret, channels}; as JSON in OMNIJOURNEY_COLLECTOR__WRITE_KEYS.",
     )
+    admin_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token of the admin endpoints (POST /v1/privacy/erasure), at least "
+        "32 characters, distinct from every write key; empty: those endpoints answer 403.",
+    )
     dev_write_key: bool = Field(
         default=False,
         description="With no write keys: generate one key for every channel and print it once "
@@ -293,6 +305,11 @@ class CollectorSettings(BaseModel):
                 raise ValueError(f"write key name {name[:64]!r} must be 1-64 printable characters")
         if self.dev_write_key and not is_loopback(self.host):
             raise ValueError("dev_write_key is for local development: the host must be loopback")
+        admin = self.admin_key.get_secret_value()
+        if admin and len(admin) < 32:
+            raise ValueError("admin_key needs at least 32 characters")
+        if admin and admin in secrets:
+            raise ValueError("admin_key must differ from every write key secret")
         return self
 
 

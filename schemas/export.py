@@ -12,6 +12,14 @@ from schemas.contracts import CONTRACT_VERSION, RECORD_MODELS, TOPIC_OF_RECORD
 from schemas.deadletter import DeadLetter
 from schemas.identity import EDGE_IDENTIFIER_KINDS
 from schemas.limits import SCHEMA_VERSION
+from schemas.privacy import (
+    PRIVACY_CONTRACT_VERSION,
+    PRIVACY_RECEIPTS_TOPIC,
+    PRIVACY_REQUESTS_TOPIC,
+    ErasureInput,
+    ErasureReceipt,
+    ErasureRequest,
+)
 from schemas.touchpoint import CHANNEL_UNIONS, Touchpoint
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -69,6 +77,12 @@ def input_schema(ref_template: str) -> dict[str, Any]:
     return _as_input(schema)
 
 
+def erasure_input_schema(ref_template: str) -> dict[str, Any]:
+    """The operator-input ErasureInput schema (clear email/phone allowed), for embedding."""
+    schema = TypeAdapter(ErasureInput).json_schema(mode="validation", ref_template=ref_template)
+    return _as_input(schema)
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every exported schema by file name."""
     version = f"v{SCHEMA_VERSION}"
@@ -103,6 +117,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
             "know must be ignored (a newer minor version may add some)."
         )
         schemas[f"{record_type.replace('_', '-')}.schema.json"] = schema
+    schemas.update(_privacy_schemas())
     for channel, union in CHANNEL_UNIONS.items():
         schemas[f"touchpoint-{channel}.input.schema.json"] = _as_input(
             _schema(
@@ -119,6 +134,34 @@ def json_schemas() -> dict[str, dict[str, Any]]:
             f"A validated {channel} touchpoint as omnijourney publishes it.",
         )
     return schemas
+
+
+def _privacy_schemas() -> dict[str, dict[str, Any]]:
+    version = f"v{PRIVACY_CONTRACT_VERSION}"
+    return {
+        "erasure-request.input.schema.json": _as_input(
+            _schema(
+                ErasureInput,
+                "validation",
+                f"Erasure request {version} (operator input)",
+                "What an operator sends to POST /v1/privacy/erasure of the collector.",
+            )
+        ),
+        "erasure-request.schema.json": _schema(
+            ErasureRequest,
+            "serialization",
+            f"Erasure request {version}",
+            f"An erasure request on {PRIVACY_REQUESTS_TOPIC}, keyed by request_id (email and "
+            "phone only as keyed hashes).",
+        ),
+        "erasure-receipt.schema.json": _schema(
+            ErasureReceipt,
+            "serialization",
+            f"Erasure receipt {version}",
+            f"Proof of a completed erasure on {PRIVACY_RECEIPTS_TOPIC}, keyed by request_id "
+            "(no personal data).",
+        ),
+    }
 
 
 def write_json_schemas(directory: Path) -> list[Path]:

@@ -10,6 +10,10 @@ TOPIC_PREFIX: Final = "touchpoints"
 DEADLETTER_TOPIC: Final = "touchpoints.deadletter"
 VALID_TOPIC: Final = "touchpoints.valid"
 """Validated touchpoints (the ingest stage's output, the identity stage's input)."""
+PRIVACY_REQUESTS_TOPIC: Final = "privacy.requests"
+"""Erasure requests (`schemas.privacy.ErasureRequest`), keyed by request id."""
+PRIVACY_RECEIPTS_TOPIC: Final = "privacy.receipts"
+"""Receipts of completed erasures (`schemas.privacy.ErasureReceipt`), keyed by request id."""
 
 
 def topic_for(channel: Channel) -> str:

@@ -5,6 +5,10 @@ so an edited migration is refused rather than silently skipped), and every state
 re-runnable (IF NOT EXISTS, OR REPLACE), so a migration interrupted halfway can be run again.
 Retention (TTL) comes from settings and is reconciled on every run, recorded in
 `schema_retention`, and changed with ALTER only when the configured days differ.
+
+With a cluster (`--cluster NAME` or setting clickhouse.cluster) the same migrations run in their
+cluster form (`sinks.cluster`): replicated local tables, Distributed tables and views ON CLUSTER;
+the bookkeeping tables are replicated to every server. `script` prints what `migrate` would run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from omnijourney.exceptions import MigrationError
 from omnijourney.settings import RetentionSettings, Settings
 from sinks import rows
 from sinks.clickhouse import client
+from sinks.cluster import Cluster, cluster_statements, local_name, shared_table
 
 DDL_DIR: Final = Path(__file__).parent / "ddl"
 _FILE: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -118,11 +123,43 @@ def load_migrations(directory: Path = DDL_DIR) -> list[Migration]:
     return found
 
 
-def ttl_statement(table: str, days: int, column: str) -> str:
-    """The ALTER that sets (days > 0) or removes (0) a table's retention."""
+def ttl_statement(table: str, days: int, column: str, cluster: Cluster | None = None) -> str:
+    """The ALTER that sets (days > 0) or removes (0) a table's retention.
+
+    On a cluster the TTL belongs to the local tables: Distributed tables store nothing.
+    """
+    target = table if cluster is None else f"{local_name(table)} {cluster.on}"
     if days > 0:
-        return f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {days} DAY"
-    return f"ALTER TABLE {table} REMOVE TTL"
+        return f"ALTER TABLE {target} MODIFY TTL toDateTime({column}) + INTERVAL {days} DAY"
+    return f"ALTER TABLE {target} REMOVE TTL"
+
+
+def cluster_of(settings: Settings, name: str | None = None) -> Cluster | None:
+    """The cluster of the schema: `name`, else setting clickhouse.cluster; None: one server."""
+    chosen = name if name is not None else settings.clickhouse.cluster
+    return Cluster(chosen, settings.clickhouse.database) if chosen else None
+
+
+def create_database(database: str, cluster: Cluster | None = None) -> str:
+    """CREATE DATABASE of the schema (on every server of the cluster if there is one)."""
+    on = f" {cluster.on}" if cluster is not None else ""
+    return f"CREATE DATABASE IF NOT EXISTS `{database}`{on}"
+
+
+def bookkeeping_statements(cluster: Cluster | None = None) -> list[str]:
+    """The tables recording applied migrations and retention (every server holds them whole)."""
+    if cluster is None:
+        return list(BOOKKEEPING)
+    return [shared_table(statement, cluster) for statement in BOOKKEEPING]
+
+
+def migration_statements(migration: Migration, cluster: Cluster | None = None) -> list[str]:
+    """What applying a migration runs: its statements, or their cluster form."""
+    if cluster is None:
+        return list(migration.statements)
+    return [
+        out for statement in migration.statements for out in cluster_statements(statement, cluster)
+    ]
 
 
 def retention_plan(retention: RetentionSettings, applied: dict[str, int]) -> list[tuple[str, int]]:
@@ -140,8 +177,15 @@ def _applied(conn: Client) -> dict[int, tuple[str, str]]:
     return {int(v): (str(name), str(checksum)) for v, name, checksum in result.result_rows}
 
 
-def _apply(conn: Client, migration: Migration) -> None:
-    for statement in migration.statements:
+def _record(migration: Migration) -> str:
+    return (
+        "INSERT INTO schema_migrations (version, name, checksum) VALUES "
+        f"({migration.version}, '{migration.name}', '{migration.checksum}')"
+    )
+
+
+def _apply(conn: Client, migration: Migration, cluster: Cluster | None) -> None:
+    for statement in migration_statements(migration, cluster):
         try:
             conn.command(statement)
         except Exception as exc:
@@ -149,39 +193,66 @@ def _apply(conn: Client, migration: Migration) -> None:
             raise MigrationError(
                 f"migration {migration.version:04d}_{migration.name} failed at `{head}...`: {exc}"
             ) from exc
-    conn.insert(
-        "schema_migrations",
-        [(migration.version, migration.name, migration.checksum)],
-        column_names=("version", "name", "checksum"),
-    )
+    conn.command(_record(migration))
 
 
-def _retention(conn: Client, retention: RetentionSettings) -> list[str]:
+def _ttl_sql(table: str, days: int, cluster: Cluster | None) -> str:
+    # Without materializing, the new TTL applies as parts merge: no rewrite of old data now.
+    statement = ttl_statement(table, days, RETENTION_COLUMNS[table][1], cluster)
+    return statement + " SETTINGS materialize_ttl_after_modify = 0"
+
+
+def _retention(conn: Client, retention: RetentionSettings, cluster: Cluster | None) -> list[str]:
     result = conn.query("SELECT table_name, days FROM schema_retention FINAL")
     applied = {str(table): int(days) for table, days in result.result_rows}
     done: list[str] = []
     for table, days in retention_plan(retention, applied):
-        column = RETENTION_COLUMNS[table][1]
-        # Without materializing, the new TTL applies as parts merge: no rewrite of old data now.
-        conn.command(
-            ttl_statement(table, days, column), settings={"materialize_ttl_after_modify": 0}
-        )
+        conn.command(_ttl_sql(table, days, cluster))
         conn.insert("schema_retention", [(table, days)], column_names=("table_name", "days"))
         done.append(f"retention {table}: {f'{days} days' if days else 'forever'}")
     return done
 
 
-def migrate(settings: Settings, directory: Path = DDL_DIR) -> list[str]:
-    """Bring the configured database to the latest schema; what was done, one line each."""
+def _check_cluster(conn: Client, cluster: Cluster, url: str) -> None:
+    """Refuse early, and clearly, a server that cannot run the cluster schema."""
+    known = conn.command(
+        "SELECT count() FROM system.clusters WHERE cluster = {name:String}",
+        parameters={"name": cluster.name},
+    )
+    if int(str(known)) == 0:
+        raise MigrationError(
+            f"ClickHouse at {url} has no cluster {cluster.name!r}: define it in remote_servers "
+            "on every server (see docs/deploy.md, 'What a ClickHouse cluster needs')"
+        )
+    macros = {str(row[0]) for row in conn.query("SELECT macro FROM system.macros").result_rows}
+    missing = sorted({"shard", "replica"} - macros)
+    if missing:
+        raise MigrationError(
+            f"ClickHouse at {url} lacks the macros {', '.join(missing)}: every server of "
+            f"cluster {cluster.name!r} needs <macros> with its shard and replica"
+        )
+
+
+def migrate(
+    settings: Settings, directory: Path = DDL_DIR, *, cluster: str | None = None
+) -> list[str]:
+    """Bring the configured database to the latest schema; what was done, one line each.
+
+    `cluster` (default: setting clickhouse.cluster) names the ClickHouse cluster to create the
+    replicated and Distributed tables on; empty means one server.
+    """
+    on = cluster_of(settings, cluster)
     database = settings.clickhouse.database
     admin = client(settings, database="default", autogenerate_session_id=False)
     try:
-        admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        if on is not None:
+            _check_cluster(admin, on, settings.clickhouse.url)
+        admin.command(create_database(database, on))
     finally:
         admin.close()
     conn = client(settings, autogenerate_session_id=False)
     try:
-        for statement in BOOKKEEPING:
+        for statement in bookkeeping_statements(on):
             conn.command(statement)
         applied = _applied(conn)
         done: list[str] = []
@@ -194,9 +265,34 @@ def migrate(settings: Settings, directory: Path = DDL_DIR) -> list[str]:
                         "it was applied; add a new migration instead of editing an applied one"
                     )
                 continue
-            _apply(conn, migration)
+            _apply(conn, migration, on)
             done.append(f"applied {migration.version:04d}_{migration.name}")
-        done.extend(_retention(conn, settings.sink.retention))
+        done.extend(_retention(conn, settings.sink.retention, on))
         return done
     finally:
         conn.close()
+
+
+def script(settings: Settings, directory: Path = DDL_DIR, *, cluster: str | None = None) -> str:
+    """The SQL `migrate` runs on an empty database, as one script (no connection needed)."""
+    on = cluster_of(settings, cluster)
+    layout = f"cluster {on.name}" if on is not None else "a single server"
+    parts = [
+        f"-- omnijourney schema of database {settings.clickhouse.database!r} on {layout}:\n"
+        "-- what `omnijourney clickhouse migrate` runs on an empty database, recording included\n"
+        "-- (e.g. clickhouse-client --multiquery < schema.sql).",
+        create_database(settings.clickhouse.database, on) + ";",
+        f"USE `{settings.clickhouse.database}`;",
+        *(statement + ";" for statement in bookkeeping_statements(on)),
+    ]
+    for migration in load_migrations(directory):
+        parts.append(f"-- {migration.version:04d}_{migration.name}")
+        parts.extend(statement + ";" for statement in migration_statements(migration, on))
+        parts.append(_record(migration) + ";")
+    plan = retention_plan(settings.sink.retention, {})
+    if plan:
+        parts.append("-- retention (sink.retention settings)")
+    for table, days in plan:
+        parts.append(_ttl_sql(table, days, on) + ";")
+        parts.append(f"INSERT INTO schema_retention (table_name, days) VALUES ('{table}', {days});")
+    return "\n\n".join(parts) + "\n"

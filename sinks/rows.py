@@ -26,6 +26,7 @@ from schemas.contracts import (
 )
 from schemas.deadletter import DeadLetter, SourcePosition, dead_letter
 from schemas.pii import PiiHasher
+from schemas.privacy import ErasureReceipt
 from schemas.validation import field_errors, primary_reason
 
 Row = tuple[Any, ...]
@@ -40,6 +41,7 @@ MERGES: Final = "identity_merges"
 REJECTIONS: Final = "identity_rejections"
 ALIASES: Final = "customer_aliases"
 DEAD_LETTERS: Final = "dead_letters"
+RECEIPTS: Final = "privacy_receipts"
 
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     TOUCHPOINTS: (
@@ -150,6 +152,17 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         "original_truncated",
         "original_redacted",
         "version",
+    ),
+    RECEIPTS: (
+        "request_id",
+        "started_at",
+        "completed_at",
+        "customer_ids_count",
+        "stores",
+        "store_keys_removed",
+        "store_rows_removed",
+        "store_completed_at",
+        "schema_version",
     ),
 }
 """Inserted columns of every table, in insert order."""
@@ -307,6 +320,22 @@ def dead_letter_row(letter: DeadLetter) -> TableRow:
     return (DEAD_LETTERS, row)
 
 
+def receipt_row(receipt: ErasureReceipt) -> TableRow:
+    """The privacy_receipts row of an erasure receipt (stores as parallel arrays)."""
+    row = (
+        receipt.request_id,
+        receipt.started_at,
+        receipt.completed_at,
+        receipt.customer_ids_count,
+        [s.store for s in receipt.stores],
+        [s.keys_removed for s in receipt.stores],
+        [s.rows_removed for s in receipt.stores],
+        [s.completed_at for s in receipt.stores],
+        receipt.schema_version,
+    )
+    return (RECEIPTS, row)
+
+
 def deduplication_token(topic: str, partition: int, first: int, last: int, table: str) -> str:
     """The insert_deduplication_token of a batch's rows of one table.
 
@@ -332,9 +361,12 @@ def message_rows(
     """The rows of one Kafka message, and whether it was refused (then it is a dead letter).
 
     Never raises for bad input: a record that breaks its contract becomes a dead_letters row
-    with the reason and the field, so one bad record never blocks its partition.
+    with the reason and the field, so one bad record never blocks its partition. A tombstone
+    (no value: an erasure deleting a key of a compacted topic) has no rows.
     """
-    raw = value or b""
+    if value is None:
+        return [], False
+    raw = value
     try:
         return _decode(raw), False
     except Exception as exc:  # even a bug on one record must not stall its partition

@@ -54,6 +54,19 @@ it again (a retry, a replay, another sink) adds nothing.
 """
 
 
+CLUSTER_INSERT_SETTINGS: Final[dict[str, int | str]] = {
+    "distributed_foreground_insert": 1,
+    "load_balancing": "in_order",
+}
+"""Settings of the sink's statements on a cluster (setting clickhouse.cluster).
+
+An insert into a Distributed table returns once every shard has its rows, not when they sit in
+the local send queue: only then may the sink commit the batch's Kafka offsets. `in_order` sends
+the inserts and the alias flattening that reads them back to the same (first healthy) replica
+of each shard, so the flattening sees what the batch just wrote.
+"""
+
+
 def _written(summary: Any) -> int:
     counts = getattr(summary, "summary", None) or {}
     return int(counts.get("written_rows", 0) or 0)
@@ -67,6 +80,9 @@ class Writer:
         self._client: Client | None = None
         self._types: dict[str, list[str]] = {}
         """Column types by table, read once per connection (saves a DESCRIBE per insert)."""
+        self._cluster_settings: dict[str, int | str] = (
+            CLUSTER_INSERT_SETTINGS if settings.clickhouse.cluster else {}
+        )
 
     def _connect(self) -> Client:
         if self._client is None:
@@ -94,6 +110,7 @@ class Writer:
                     settings={
                         "insert_deduplicate": 1,
                         "insert_deduplication_token": batch.token(table),
+                        **self._cluster_settings,
                     },
                 )
                 written += _written(summary)
@@ -122,11 +139,12 @@ class Writer:
             self._types[table] = [found[name] for name in rows.COLUMNS[table]]
         return self._types[table]
 
-    @staticmethod
-    def flatten_aliases(conn: Client, ids: list[str]) -> None:
+    def flatten_aliases(self, conn: Client, ids: list[str]) -> None:
         """Re-point aliases through the aliases of `ids` until the chains are flat."""
         for _ in range(_FLATTEN_PASSES):
-            summary = conn.command(FLATTEN_ALIASES, parameters={"ids": ids})
+            summary = conn.command(
+                FLATTEN_ALIASES, parameters={"ids": ids}, settings=self._cluster_settings
+            )
             if _written(summary) == 0:
                 return
         log.warning("alias chains of %d ids still not flat after %d passes", len(ids), 8)

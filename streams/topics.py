@@ -11,7 +11,13 @@ from typing import Final
 
 from omnijourney.settings import Settings
 from schemas.contracts import TOPIC_OF_RECORD
-from schemas.topics import CHANNEL_TOPICS, DEADLETTER_TOPIC, VALID_TOPIC
+from schemas.topics import (
+    CHANNEL_TOPICS,
+    DEADLETTER_TOPIC,
+    PRIVACY_RECEIPTS_TOPIC,
+    PRIVACY_REQUESTS_TOPIC,
+    VALID_TOPIC,
+)
 
 __all__ = [
     "CHANNEL_TOPICS",
@@ -24,6 +30,7 @@ __all__ = [
     "customers_topic",
     "identifiers_topic",
     "pipeline_topics",
+    "privacy_topics",
     "raw_topic_names",
     "stitching_topics",
 ]
@@ -117,5 +124,29 @@ def stitching_topics(settings: Settings) -> tuple[TopicSpec, ...]:
         *(
             TopicSpec(name, partitions, week, "public output, keyed by customer id, versioned")
             for name in PUBLIC_TOPICS
+        ),
+    )
+
+
+def privacy_topics(settings: Settings) -> tuple[TopicSpec, ...]:
+    """Erasure requests and their receipts, both compacted and keyed by request id.
+
+    A request holds identifier hashes: once its receipt is out, the pipeline tombstones the
+    request id and compaction removes the request from the log within a day. Receipts hold no
+    personal data and are kept (the latest per request id).
+    """
+    partitions = settings.topics.partitions
+    requests = {
+        "cleanup.policy": "compact",
+        "max.compaction.lag.ms": str(_DAY_MS),
+        "delete.retention.ms": str(_DAY_MS),
+    }
+    return (
+        TopicSpec(PRIVACY_REQUESTS_TOPIC, partitions, requests, "erasure requests, by request id"),
+        TopicSpec(
+            PRIVACY_RECEIPTS_TOPIC,
+            partitions,
+            {"cleanup.policy": "compact"},
+            "erasure receipts (no personal data), by request id",
         ),
     )

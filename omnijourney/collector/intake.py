@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnijourney.collector.keys import Grant
-from omnijourney.exceptions import InvalidTouchpoint
+from omnijourney.exceptions import InvalidErasureRequest, InvalidTouchpoint
 from schemas.channel import CHANNELS
 from schemas.pii import PiiHasher
+from schemas.privacy import ErasureRequest, build_request, erasure_input
 from schemas.topics import Record, topic_for
 from schemas.touchpoint import encode_input
 from schemas.validation import decode_batch, partition_key, validate_batch
@@ -53,6 +55,17 @@ class AcceptedBody(BaseModel):
 
     accepted: int = Field(ge=0, description="Events accepted and committed to Kafka.")
     received_at: datetime = Field(description="The collector's receive time (UTC).")
+
+
+class ErasureAcceptedBody(BaseModel):
+    """The 202 answer of an erasure request: it is on Kafka (committed) under this id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str = Field(description="Follow the erasure by this id (its receipt has it).")
+    requested_at: datetime = Field(description="The collector's receive time (UTC).")
+    identifiers: int = Field(ge=1, description="Distinct identifiers named, after hashing.")
+    suppress_future: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,3 +161,35 @@ def admit(
             )
         )
     return Admission(tuple(records), received_at)
+
+
+MAX_ERASURE_BODY_BYTES: Final = 64 * 1024
+"""Largest erasure request body (64 identifiers fit many times over)."""
+
+
+def admit_erasure(
+    raw: bytes,
+    *,
+    request_id: str,
+    received_at: datetime,
+    requested_by: str,
+    hasher: PiiHasher,
+) -> ErasureRequest | Refusal:
+    """Decode and validate an erasure request body (clear email/phone hashed here)."""
+    if len(raw) > MAX_ERASURE_BODY_BYTES:
+        return refusal(
+            413, "too_large", f"body exceeds the limit of {MAX_ERASURE_BODY_BYTES} bytes"
+        )
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        error = EventError(index=None, loc="", msg="the body is not JSON", reason="not_json")
+        return refusal(400, "not_json", "the body is not JSON", [error])
+    try:
+        erasure = erasure_input(data, hasher)
+        return build_request(
+            erasure, request_id=request_id, requested_at=received_at, requested_by=requested_by
+        )
+    except InvalidErasureRequest as exc:
+        errors = [EventError(index=None, **error) for error in exc.errors]
+        return refusal(422, exc.reason, str(exc), errors)

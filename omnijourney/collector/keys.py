@@ -79,6 +79,30 @@ class Keyring:
         return found
 
 
+class AdminKey:
+    """The admin endpoints' key (erasure requests), checked in constant time."""
+
+    __slots__ = ("_digest",)
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ConfigurationError("an admin key needs a secret")
+        self._digest = _digest(secret)
+
+    def __repr__(self) -> str:
+        return "AdminKey(<secret>)"
+
+    def matches(self, token: str) -> bool:
+        """Whether `token` is the admin key."""
+        return hmac.compare_digest(_digest(token), self._digest)
+
+
+def admin_key_from_settings(collector: CollectorSettings) -> AdminKey | None:
+    """The configured admin key; None when there is none (the admin endpoints refuse all)."""
+    secret = collector.admin_key.get_secret_value()
+    return AdminKey(secret) if secret else None
+
+
 def dev_key() -> tuple[str, Keyring]:
     """A fresh random key for every channel, and a keyring holding only it."""
     token = "dev_" + secrets.token_urlsafe(24)

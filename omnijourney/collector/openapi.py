@@ -12,12 +12,18 @@ from typing import Any, Final
 from pydantic.json_schema import models_json_schema
 
 from omnijourney import __version__ as VERSION
-from omnijourney.collector.intake import AcceptedBody, ErrorBody
+from omnijourney.collector.intake import (
+    MAX_ERASURE_BODY_BYTES,
+    AcceptedBody,
+    ErasureAcceptedBody,
+    ErrorBody,
+)
 from schemas.examples import examples
-from schemas.export import input_schema
+from schemas.export import erasure_input_schema, input_schema
 
 REF: Final = "#/components/schemas/{model}"
 TOUCHPOINTS_PATH: Final = "/v1/touchpoints"
+ERASURE_PATH: Final = "/v1/privacy/erasure"
 
 _DESCRIPTION: Final = """\
 Send touchpoints (web, app, POS, call center, email/SMS, CRM events) to omnijourney.
@@ -72,6 +78,57 @@ def _request_schema(max_events: int) -> dict[str, Any]:
     }
 
 
+def _erasure_operation() -> dict[str, Any]:
+    example = {
+        "identifiers": [
+            {"kind": "email", "value": "jane.roe@example.com"},
+            {"kind": "loyalty_id", "value": "LOY-000417"},
+        ],
+        "suppress_future": True,
+    }
+    return {
+        "operationId": "requestErasure",
+        "summary": "Ask to erase a person everywhere (GDPR art. 17)",
+        "description": (
+            "Authenticate with the admin key (not a write key). Name the person by identifiers; "
+            "clear `email` / `phone` are hashed here exactly as in touchpoints and never stored "
+            "in clear. The request is committed to Kafka (privacy.requests, keyed by "
+            "request_id) before the 202; the pipeline then erases the customer and every alias "
+            "from every store and publishes a receipt on privacy.receipts. Send `request_id` "
+            "to retry a request without creating a second one. At most "
+            f"{MAX_ERASURE_BODY_BYTES} bytes."
+        ),
+        "security": [{"adminKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": REF.format(model="ErasureInput")},
+                    "examples": {"erasure": {"summary": "by email and card", "value": example}},
+                }
+            },
+        },
+        "responses": {
+            "202": {
+                "description": "The request is committed to Kafka under request_id.",
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": REF.format(model="ErasureAcceptedBody")}
+                    }
+                },
+            },
+            "400": _error("The body is not JSON."),
+            "401": _error("No key was sent."),
+            "403": _error("The key is not the admin key, or no admin key is configured."),
+            "413": _error("Body larger than the limit."),
+            "422": _error("Invalid request: errors name each field and reason."),
+            "503": _error(
+                "Kafka unreachable or the collector overloaded: retry.", retry_after=True
+            ),
+        },
+    }
+
+
 def openapi_document(*, max_events: int, max_body_bytes: int) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the collector."""
     touchpoint = input_schema(REF)
@@ -82,9 +139,17 @@ def openapi_document(*, max_events: int, max_body_bytes: int) -> dict[str, Any]:
         **touchpoint,
     }
     _, responses = models_json_schema(
-        [(AcceptedBody, "serialization"), (ErrorBody, "serialization")], ref_template=REF
+        [
+            (AcceptedBody, "serialization"),
+            (ErrorBody, "serialization"),
+            (ErasureAcceptedBody, "serialization"),
+        ],
+        ref_template=REF,
     )
     schemas.update(responses["$defs"])
+    erasure = erasure_input_schema(REF)
+    schemas.update(erasure.pop("$defs"))  # its Identifier is the touchpoints' input Identifier
+    schemas["ErasureInput"] = erasure
     sample = examples()[:2]
     operation = {
         "operationId": "sendTouchpoints",
@@ -135,11 +200,20 @@ def openapi_document(*, max_events: int, max_body_bytes: int) -> dict[str, Any]:
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {"title": "omnijourney collector", "version": VERSION, "description": _DESCRIPTION},
-        "paths": {TOUCHPOINTS_PATH: {"post": operation}, "/health": {"get": health}},
+        "paths": {
+            TOUCHPOINTS_PATH: {"post": operation},
+            ERASURE_PATH: {"post": _erasure_operation()},
+            "/health": {"get": health},
+        },
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "writeKey": {"type": "http", "scheme": "bearer", "description": "A write key."}
+                "writeKey": {"type": "http", "scheme": "bearer", "description": "A write key."},
+                "adminKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The admin key (setting collector.admin_key).",
+                },
             },
         },
     }
@@ -178,7 +252,7 @@ def docs_page(document: dict[str, Any]) -> str:
             parts.append("</table>")
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
             if body:
-                example = body["examples"]["batch"]["value"]
+                example = next(iter(body["examples"].values()))["value"]
                 parts.append("<p>Example body:</p>")
                 parts.append(f"<pre>{html.escape(json.dumps(example, indent=2))}</pre>")
     names = sorted(document["components"]["schemas"])

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,19 +17,46 @@ import orjson
 from aiohttp import web
 
 from omnijourney.collector.delivery import Delivery
-from omnijourney.collector.intake import AcceptedBody, Refusal, admit, refusal
-from omnijourney.collector.keys import Keyring, bearer_token, keyring_from_settings
-from omnijourney.collector.openapi import TOUCHPOINTS_PATH, docs_page, openapi_document
+from omnijourney.collector.intake import (
+    MAX_ERASURE_BODY_BYTES,
+    AcceptedBody,
+    ErasureAcceptedBody,
+    Refusal,
+    admit,
+    admit_erasure,
+    refusal,
+)
+from omnijourney.collector.keys import (
+    AdminKey,
+    Keyring,
+    admin_key_from_settings,
+    bearer_token,
+    keyring_from_settings,
+)
+from omnijourney.collector.openapi import (
+    ERASURE_PATH,
+    TOUCHPOINTS_PATH,
+    docs_page,
+    openapi_document,
+)
 from omnijourney.exceptions import KafkaUnavailable, Overloaded
 from omnijourney.settings import CollectorSettings, Settings
 from schemas.keystore import hasher_from_settings
 from schemas.pii import PiiHasher
-from streams.topics import collector_topics
+from schemas.privacy import request_record
+from streams.topics import collector_topics, privacy_topics
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 _AUTH_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="omnijourney"'}
+ADMIN_ACTOR: Final = "collector:admin-key"
+"""requested_by of the erasure requests the collector accepts (who asked: the admin key)."""
+
+
+def new_request_id() -> str:
+    """A fresh, unguessable erasure request id."""
+    return f"er-{uuid.uuid4()}"
 
 
 def utc_now() -> datetime:
@@ -56,6 +84,8 @@ class Collector:
     hasher: PiiHasher
     delivery: Delivery
     clock: Clock = utc_now
+    admin: AdminKey | None = None
+    request_ids: Callable[[], str] = new_request_id
 
     async def touchpoints(self, request: web.Request) -> web.Response:
         """POST /v1/touchpoints: one event or a batch, answered once committed to Kafka."""
@@ -96,8 +126,64 @@ class Collector:
         body = AcceptedBody(accepted=len(result.records), received_at=received_at)
         return _json(202, body)
 
-    def _too_large(self, size: int | None) -> web.Response:
-        limit = self.limits.max_body_bytes
+    async def erasure(self, request: web.Request) -> web.Response:
+        """POST /v1/privacy/erasure: an erasure request, answered once committed to Kafka."""
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return _refused(
+                refusal(401, "unauthorized", "missing admin key: send Authorization: Bearer <key>"),
+                _AUTH_CHALLENGE,
+            )
+        if self.admin is None:
+            return _refused(
+                refusal(
+                    403,
+                    "admin_disabled",
+                    "no admin key is configured (collector.admin_key): erasure over HTTP is off",
+                )
+            )
+        if not self.admin.matches(token):
+            return _refused(refusal(403, "forbidden", "this key may not request erasures"))
+        if request.content_length is not None and request.content_length > MAX_ERASURE_BODY_BYTES:
+            return self._too_large(request.content_length, MAX_ERASURE_BODY_BYTES)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(None)
+        received_at = self.clock()
+        result = admit_erasure(
+            raw,
+            request_id=self.request_ids(),
+            received_at=received_at,
+            requested_by=ADMIN_ACTOR,
+            hasher=self.hasher,
+        )
+        if isinstance(result, Refusal):
+            return _refused(result)
+        try:
+            await self.delivery.deliver([request_record(result)])
+        except (KafkaUnavailable, Overloaded) as exc:
+            reason = "overloaded" if isinstance(exc, Overloaded) else "kafka_unavailable"
+            return _refused(
+                refusal(
+                    503,
+                    reason,
+                    f"{exc}; the request was not accepted, retry it (with the same request_id "
+                    "if you sent one)",
+                ),
+                {"Retry-After": str(self.limits.retry_after_s)},
+            )
+        log.info("erasure request %s accepted", result.request_id)  # never its identifiers
+        body = ErasureAcceptedBody(
+            request_id=result.request_id,
+            requested_at=received_at,
+            identifiers=len(result.identifiers),
+            suppress_future=result.suppress_future,
+        )
+        return _json(202, body)
+
+    def _too_large(self, size: int | None, limit: int | None = None) -> web.Response:
+        limit = limit or self.limits.max_body_bytes
         told = f"body of {size} bytes" if size is not None else "body"
         return _refused(refusal(413, "too_large", f"{told} exceeds the limit of {limit} bytes"))
 
@@ -136,6 +222,7 @@ def create_app(collector: Collector) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post(TOUCHPOINTS_PATH, collector.touchpoints)
+    app.router.add_post(ERASURE_PATH, collector.erasure)
     app.router.add_get("/health", collector.health)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/docs", docs)
@@ -158,7 +245,7 @@ def build(
         transactional_id=transactional_id(settings),
         timeout_s=settings.collector.kafka_timeout_s,
         max_pending=settings.collector.max_pending_requests,
-        topics=collector_topics(settings),
+        topics=(*collector_topics(settings), *privacy_topics(settings)),
         replication_factor=settings.topics.replication_factor,
     )
     collector = Collector(
@@ -167,6 +254,7 @@ def build(
         hasher=hasher_from_settings(settings),
         delivery=delivery,
         clock=clock,
+        admin=admin_key_from_settings(settings.collector),
     )
     return collector, dev_token
 
@@ -181,7 +269,8 @@ async def serve(settings: Settings, *, allow_dev_key: bool = False) -> None:
     host, port = runner.addresses[0][:2]
     print(
         f"collector listening on http://{host}:{port} (docs: /docs), Kafka at "
-        f"{settings.kafka.bootstrap}, write keys: {', '.join(collector.keyring.names())}",
+        f"{settings.kafka.bootstrap}, write keys: {', '.join(collector.keyring.names())}, "
+        f"erasure endpoint: {'on' if collector.admin is not None else 'off (no admin key)'}",
         flush=True,
     )
     if dev_token is not None:

@@ -34,6 +34,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Draft202012V
 def test_one_file_per_model(exported: dict[str, Draft202012Validator]) -> None:
     expected = {"touchpoint.schema.json", "touchpoint.input.schema.json", "deadletter.schema.json"}
     expected |= {f"{kind.replace('_', '-')}.schema.json" for kind in RECORD_MODELS}
+    expected |= {
+        "erasure-request.input.schema.json",
+        "erasure-request.schema.json",
+        "erasure-receipt.schema.json",
+    }
     for channel in CHANNELS:
         expected |= {f"touchpoint-{channel}.schema.json", f"touchpoint-{channel}.input.schema.json"}
     assert set(exported) == expected

@@ -33,6 +33,7 @@ VIEWS = {
     "customer_identifiers",
     "single_customer_view",
     "journey_paths",
+    "privacy_receipt_stores",
 }
 
 

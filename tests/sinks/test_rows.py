@@ -121,12 +121,17 @@ def test_dead_letters_keep_no_clear_pii() -> None:
     assert "ann@example.com" not in str(letter["error"])
 
 
-def test_empty_and_foreign_messages() -> None:
+def test_empty_messages_and_tombstones() -> None:
     made, refused = message_rows(
-        "journeys.touchpoints", 0, 5, None, received_at=RECEIVED, hasher=HASHER
+        "journeys.touchpoints", 0, 5, b"", received_at=RECEIVED, hasher=HASHER
     )
     assert refused and dict(zip(COLUMNS[DEAD_LETTERS], made[0][1], strict=True))["reason"] == (
         "not_json"
+    )
+    # an erasure's tombstone on a compacted topic: nothing to store, nothing wrong
+    assert message_rows("journeys.updates", 0, 6, None, received_at=RECEIVED, hasher=HASHER) == (
+        [],
+        False,
     )
 
 
