@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,10 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
-    """`python -m omnijourney.cli worker` as a child process, configured by its environment."""
+    """`python -m omnijourney.cli worker` as a child process, configured by its environment.
+
+    `python_args` go to the interpreter before `-m` (e.g. `-m cProfile -o FILE` to profile).
+    """
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class WorkerProcess:
         port: int,
         pii_key: str,
         env: Mapping[str, str] | None = None,
+        python_args: Sequence[str] = (),
     ) -> None:
         self.bootstrap = bootstrap
         self.app_id = app_id
@@ -55,7 +59,7 @@ class WorkerProcess:
         }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "omnijourney.cli", "worker"],
+                [sys.executable, *python_args, "-m", "omnijourney.cli", "worker"],
                 cwd=SOURCE_ROOT,
                 env=child_env,
                 stdout=log,
