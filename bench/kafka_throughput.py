@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -113,23 +115,37 @@ async def end_to_end(bootstrap: str, topic: str, partitions: int, n: int, size: 
     return time.perf_counter() - started
 
 
-async def run(settings: Settings, n: int, size: int, partitions: int) -> list[Result]:
-    """The three measurements on fresh topics, which are deleted afterwards."""
-    bootstrap = settings.kafka.bootstrap
+@contextlib.asynccontextmanager
+async def fresh_topics(bootstrap: str, count: int, partitions: int) -> AsyncIterator[list[str]]:
+    """`count` new topics for one measurement, deleted afterwards."""
     run_id = uuid.uuid4().hex[:8]
-    first, second = f"bench.throughput.{run_id}.a", f"bench.throughput.{run_id}.b"
-    await ensure_topics(bootstrap, {first: partitions, second: partitions})
+    names = [f"bench.throughput.{run_id}.{chr(ord('a') + i)}" for i in range(count)]
+    await ensure_topics(bootstrap, dict.fromkeys(names, partitions))
     try:
-        produced = await produce(bootstrap, first, n, size)
-        consumed = await consume(bootstrap, first, partitions, n)
-        both = await end_to_end(bootstrap, second, partitions, n, size)
+        yield names
     finally:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            await admin.delete_topics([first, second])
+            await admin.delete_topics(names)
         finally:
             await admin.close()
+
+
+async def end_to_end_result(bootstrap: str, n: int, size: int, partitions: int) -> Result:
+    """The end-to-end figure alone, on a fresh topic (the reference of the pipeline benches)."""
+    async with fresh_topics(bootstrap, 1, partitions) as (topic,):
+        elapsed = await end_to_end(bootstrap, topic, partitions, n, size)
+    return Result("end to end", n, size, elapsed)
+
+
+async def run(settings: Settings, n: int, size: int, partitions: int) -> list[Result]:
+    """The three measurements on fresh topics, which are deleted afterwards."""
+    bootstrap = settings.kafka.bootstrap
+    async with fresh_topics(bootstrap, 2, partitions) as (first, second):
+        produced = await produce(bootstrap, first, n, size)
+        consumed = await consume(bootstrap, first, partitions, n)
+        both = await end_to_end(bootstrap, second, partitions, n, size)
     return [
         Result("produce", n, size, produced),
         Result("consume", n, size, consumed),

@@ -1,15 +1,8 @@
-"""Helpers of the collector and ingest tests: ports, settings copies, reading topics."""
+"""Helpers of the collector and worker tests: ports, settings copies, reading topics, workers."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +12,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from omnijourney.local.admin import topic_partitions
+from omnijourney.local.admin import commit_offsets, end_offsets
+from omnijourney.local.process import free_port
+from omnijourney.local.worker_process import WorkerProcess
 from omnijourney.settings import CollectorSettings, Settings, WriteKey
 from schemas.examples import examples
 
@@ -29,14 +24,6 @@ WEB_SECRET = "web-shop-secret-0123456789"
 POS_SECRET = "till-017-03-secret-0123456789"
 # A synthetic address that appears in the examples (example.com is reserved for docs).
 CLEAR_EMAIL = b"jane.roe@example.com"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def collector_settings(settings: Settings, bootstrap: str, **collector: Any) -> Settings:
@@ -78,25 +65,6 @@ class Consumed:
     key: bytes | None
     value: bytes
     timestamp_type: int
-
-
-async def end_offsets(
-    bootstrap: str, topics: Iterable[str], *, isolation: str = "read_uncommitted"
-) -> dict[TopicPartition, int]:
-    """The end offset of every partition of the topics (read_uncommitted: the high watermark)."""
-    counts = await topic_partitions(bootstrap, topics)
-    if not counts:
-        # None of the topics exists yet (a fresh broker): nothing to read from; an idle
-        # aiokafka consumer stopped right after start raises CancelledError.
-        return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        return ends
-    finally:
-        await consumer.stop()
 
 
 async def read_from(
@@ -141,21 +109,10 @@ async def commit_ends(bootstrap: str, group_id: str, topics: Iterable[str]) -> N
     A test worker then starts where the topics end now, not at the history other runs left
     on a shared broker, and without the race of auto_offset_reset=latest.
     """
-    ends = await end_offsets(bootstrap, topics)
-    if not ends:
-        return  # no history yet: the worker starts at the beginning, which is the end
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
+    await commit_offsets(bootstrap, group_id, await end_offsets(bootstrap, topics))
 
 
-class Worker:
+class Worker(WorkerProcess):
     """A worker subprocess (`python -m omnijourney.cli worker`) with its own consumer group."""
 
     def __init__(
@@ -169,66 +126,19 @@ class Worker:
     ) -> None:
         from streams.topics import VALID_TOPIC, raw_topic_names
 
-        self.bootstrap = bootstrap
-        self.port = free_port()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = data_dir / "worker.log"
         self.group_id = group_id or f"omnijourney-test-{uuid.uuid4().hex[:8]}"
         if from_end and group_id is None:
             asyncio.run(commit_ends(bootstrap, self.group_id, [*raw_topic_names(), VALID_TOPIC]))
         env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "OMNIJOURNEY_DATA_DIR": str(data_dir),
-            "OMNIJOURNEY_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            "OMNIJOURNEY_PRIVACY__PII_HASH_KEY": PII_KEY,
-            "OMNIJOURNEY_WORKER__APP_ID": self.group_id,
-            "OMNIJOURNEY_WORKER__PORT": str(self.port),
             "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": "0.5",
             "OMNIJOURNEY_WORKER__LOG_LEVEL": "warning",
             **env_settings,
         }
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "omnijourney.cli", "worker"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def health(self) -> int | None:
-        """The status of GET /health, None when nothing answers."""
-        try:
-            url = f"http://127.0.0.1:{self.port}/health"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except (urllib.error.URLError, OSError):
-            return None
-
-    def healthy(self) -> bool:
-        """Whether /health answers 200."""
-        return self.health() == 200
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + 120
-        while not self.healthy():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"worker not healthy (exit {self.process.poll()}):\n{tail}")
-            time.sleep(0.5)
+        super().__init__(
+            bootstrap, data_dir, app_id=self.group_id, port=free_port(), pii_key=PII_KEY, env=env
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no last commit, no flush."""
         self.process.kill()
         self.process.wait()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaClient
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -188,3 +188,51 @@ async def declare_topics(
             timeout_s=timeout_s,
         )
     return sorted(created)
+
+
+async def end_offsets(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    isolation: str = "read_uncommitted",
+    options: Mapping[str, Any] | None = None,
+) -> dict[TopicPartition, int]:
+    """The end offset of every partition of the existing topics (read_uncommitted: the HWM)."""
+    counts = await topic_partitions(bootstrap, topics, options=options)
+    if not counts:
+        # None of the topics exists yet (a fresh broker): nothing to read from; an idle
+        # aiokafka consumer stopped right after start raises CancelledError.
+        return {}
+    consumer = AIOKafkaConsumer(**_connection(bootstrap, options), isolation_level=isolation)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def commit_offsets(
+    bootstrap: str,
+    group_id: str,
+    offsets: Mapping[TopicPartition, int],
+    *,
+    options: Mapping[str, Any] | None = None,
+) -> None:
+    """Commit offsets for a consumer group that has no live member (e.g. before it starts).
+
+    A worker of that group then starts there, not at the history earlier runs left on a
+    shared broker, and without the race of auto_offset_reset=latest.
+    """
+    if not offsets:
+        return
+    consumer = AIOKafkaConsumer(
+        **_connection(bootstrap, options), group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(dict(offsets))
+    finally:
+        await consumer.stop()

@@ -24,6 +24,14 @@ def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it; it may be taken again later)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def ensure_port_free(host: str, port: int, what: str) -> None:
     """Raise PortInUse with advice when host:port cannot be bound."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
