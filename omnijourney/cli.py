@@ -94,7 +94,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney import demo
 
-    return demo.run(settings, customers=args.customers, days=args.days)
+    return demo.run(
+        settings, customers=args.customers, days=args.days, via_collector=args.via_collector
+    )
 
 
 def _schemas(settings: Settings, args: argparse.Namespace) -> int:
@@ -450,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--customers", type=int, default=2000, help="simulated people (2000)")
     demo.add_argument("--days", type=int, default=14, help="simulated days (14)")
+    demo.add_argument(
+        "--via-collector",
+        action="store_true",
+        help="also start the HTTP collector and send the simulation through it",
+    )
     demo.set_defaults(handler=_demo)
 
     sub.add_parser(

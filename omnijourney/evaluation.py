@@ -5,8 +5,10 @@
   evidence allows (pairs inside one evidence component of the truth);
 * wrong merges: predicted customers holding identifiers of people with different customer ids
   (merge protection must make this zero) and, more broadly, of different people;
-* journeys and sessions matched exactly (same set of event ids);
-* late events (nightly till uploads) placed in exactly their true journey.
+* journeys and sessions matched exactly (same set of event ids), against the true ones and
+  against the *evidence journeys* (what the rules cut from each evidence component's touches:
+  the best any resolver can do), with the share of true journeys that are attainable at all;
+* late events (nightly till uploads) placed in exactly their true (and evidence) journey.
 
 The reading side (ClickHouse) turns the pipeline's tables into a `Prediction`; the same
 mappings can come from a JSON lines file (`read_prediction`).
@@ -252,12 +254,30 @@ class Evaluation:
     sessions: MatchScores
     late: LateScores
     shared: int
+    evidence_journeys: MatchScores | None = None
+    """Against the journeys the evidence allows (None: the truth file predates them)."""
+    evidence_sessions: MatchScores | None = None
+    evidence_late: LateScores | None = None
+    attainable: int = 0
+    """True journeys that are evidence journeys too: the most any pipeline can match."""
+
+
+def _homes(journeys: Mapping[str, Iterable[str]], events: Iterable[str]) -> dict[str, str]:
+    """event id -> the journey holding it, for the given events."""
+    wanted = set(events)
+    return {e: journey for journey, group in journeys.items() for e in group if e in wanted}
 
 
 def evaluate(truth: Truth, predicted: Prediction) -> Evaluation:
     """Score a prediction against the truth."""
     late = {event_id: record["journey"] for event_id, record in truth.late.items()}
     eligible = [e for e, record in truth.late.items() if record.get("within_lateness")]
+    journeys = sessions = late_scores = None
+    if truth.evidence_journeys:
+        journeys = exact_matches(predicted.journeys, truth.evidence_journeys)
+        sessions = exact_matches(predicted.sessions, truth.evidence_sessions)
+        homes = _homes(truth.evidence_journeys, late)
+        late_scores = late_placement(predicted.journeys, truth.evidence_journeys, homes, eligible)
     return Evaluation(
         identity=pairwise_identity(predicted.identifiers, truth.identifiers, truth.components),
         merges=wrong_merges(predicted.identifiers, truth.identifiers, truth.customer_ids),
@@ -265,6 +285,10 @@ def evaluate(truth: Truth, predicted: Prediction) -> Evaluation:
         sessions=exact_matches(predicted.sessions, truth.sessions),
         late=late_placement(predicted.journeys, truth.journeys, late, eligible),
         shared=len(truth.shared),
+        evidence_journeys=journeys,
+        evidence_sessions=sessions,
+        evidence_late=late_scores,
+        attainable=len(truth.attainable),
     )
 
 
@@ -322,10 +346,48 @@ def read_prediction(lines: Iterable[bytes | str]) -> Prediction:
     return Prediction(identifiers, journeys, sessions)
 
 
+def _matched(scores: MatchScores, of: str) -> str:
+    return (
+        f"{scores.matched:,} of {scores.truth:,} {of}, {scores.predicted:,} predicted "
+        f"(recall {scores.recall:.3f}, precision {scores.precision:.3f})"
+    )
+
+
+def _late(scores: LateScores) -> str:
+    return (
+        f"{scores.correct:,} of {scores.late:,} ({scores.accuracy:.3f}); within lateness "
+        f"{scores.eligible_correct:,} of {scores.eligible:,}"
+    )
+
+
+def _stitching_rows(result: Evaluation) -> list[tuple[str, str]]:
+    """Journeys, sessions and late events, also where the evidence allows (when known)."""
+    journeys, sessions, late = result.journeys, result.sessions, result.late
+    rows = [("journeys matched exactly", _matched(journeys, "true"))]
+    evidence = result.evidence_journeys
+    if evidence is not None:
+        bound = _ratio(result.attainable, journeys.truth)
+        rows += [
+            (
+                "  true journeys the evidence allows (bound)",
+                f"{result.attainable:,} of {journeys.truth:,} ({bound:.3f})",
+            ),
+            ("  where the evidence allows them", _matched(evidence, "evidence journeys")),
+        ]
+    rows.append(("sessions matched exactly", _matched(sessions, "true")))
+    if result.evidence_sessions is not None:
+        rows.append(
+            ("  where the evidence allows them", _matched(result.evidence_sessions, "evidence"))
+        )
+    rows.append(("late events in their true journey", f"{_late(late)}; placed {late.placed:,}"))
+    if result.evidence_late is not None:
+        rows.append(("  where the evidence allows it", _late(result.evidence_late)))
+    return rows
+
+
 def format_table(result: Evaluation) -> str:
     """The evaluation as a plain-text table."""
     identity, merges = result.identity, result.merges
-    journeys, sessions, late = result.journeys, result.sessions, result.late
     rows = [
         ("identity resolution, identifier pairs", ""),
         ("  precision", f"{identity.precision:.4f}"),
@@ -344,21 +406,7 @@ def format_table(result: Evaluation) -> str:
         ),
         ("customers merging different customer ids", f"{merges.conflicting:,} (must be 0)"),
         ("customers mixing people", f"{merges.mixed:,} of {merges.customers:,}"),
-        (
-            "journeys matched exactly",
-            f"{journeys.matched:,} of {journeys.truth:,} true, {journeys.predicted:,} "
-            f"predicted (recall {journeys.recall:.3f}, precision {journeys.precision:.3f})",
-        ),
-        (
-            "sessions matched exactly",
-            f"{sessions.matched:,} of {sessions.truth:,} true, {sessions.predicted:,} "
-            f"predicted (recall {sessions.recall:.3f}, precision {sessions.precision:.3f})",
-        ),
-        (
-            "late events in their true journey",
-            f"{late.correct:,} of {late.late:,} ({late.accuracy:.3f}); within lateness "
-            f"{late.eligible_correct:,} of {late.eligible:,}; placed {late.placed:,}",
-        ),
+        *_stitching_rows(result),
     ]
     if merges.examples:
         rows.append(("  e.g. wrongly merged", ", ".join(merges.examples)))

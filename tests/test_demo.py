@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         "OMNIJOURNEY_CLICKHOUSE__PORT": str(free_port()),
         "OMNIJOURNEY_WORKER__PORT": str(free_port()),
         "OMNIJOURNEY_SINK__HEALTH_PORT": str(free_port()),
+        "OMNIJOURNEY_COLLECTOR__PORT": str(free_port()),
     }
 
 
@@ -79,6 +81,36 @@ def test_demo_runs_the_whole_stack_and_down_stops_it(tmp_path: Path) -> None:
         assert "<svg" in again.read_text() and "journeys)" in report.stdout
         paths = out.split("== paths", 1)[1].split("== ropo", 1)[0]
         assert "(0 rows)" not in paths and "web" in paths, paths
+        # The live status line was printed while simulating and catching up (not a TTY here:
+        # whole lines, never a carriage return), and ClickHouse caught up with every event.
+        assert "\r" not in out
+        status = [line for line in out.splitlines() if line.startswith("sent ")]
+        assert any("journeys" in line and "dead letters" in line for line in status), out[:3000]
+        assert "clickhouse: caught up" in out, out[-3000:]
+        assert "where the evidence allows them" in out
+        # The same simulation again, through the HTTP collector the demo starts: every event
+        # is accepted (the pipeline drops them as duplicates), the malformed ones refused.
+        again = subprocess.run(
+            [*cli, "demo", "--customers", "150", "--days", "5", "--via-collector"],
+            check=False,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert "collector: healthy" in again.stdout and "through the collector" in again.stdout
+        sent = re.search(
+            r"(\d[\d,]*) events, (\d[\d,]*) duplicates, (\d[\d,]*) malformed", again.stdout
+        )
+        told = re.search(r"collector accepted (\d[\d,]*), refused (\d[\d,]*)", again.stdout)
+        assert sent and told, again.stdout[-3000:]
+        events, copies, malformed = (int(n.replace(",", "")) for n in sent.groups())
+        accepted, refused = (int(n.replace(",", "")) for n in told.groups())
+        assert (accepted, refused) == (events + copies, malformed) and malformed > 0
+        assert "clickhouse: caught up" in again.stdout
+        assert "warning" not in again.stdout
     finally:
         subprocess.run(
             [*cli, "down"], check=False, env=env, cwd=ROOT, capture_output=True, timeout=120

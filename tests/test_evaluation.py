@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omnijourney.evaluation import (
+    MatchScores,
     Prediction,
     evaluate,
     exact_matches,
@@ -163,3 +165,29 @@ def test_a_bad_prediction_line_is_named() -> None:
     with pytest.raises(ConfigurationError, match="prediction line 2"):
         read_prediction(['{"type": "identifier", "id": "a", "customer": "X"}', '{"type": "x"}'])
     assert read_prediction([]) == Prediction({}, {}, {})
+
+
+def test_scores_where_the_evidence_allows_them() -> None:
+    # J1 = e1 e2 cannot be reproduced (e2 is unlinkable): the evidence allows V1 = e1, V2 = e2
+    truth = dataclasses.replace(
+        _truth(),
+        evidence_journeys={"V1": ("e1",), "V2": ("e2",), "V3": ("e3",)},
+        evidence_sessions={"V1/1": ("e1",), "V2/1": ("e2",), "V3/1": ("e3",)},
+        attainable=frozenset({"J2"}),
+    )
+    predicted = Prediction(
+        identifiers=PREDICTED,
+        journeys={"K1": ("e1",), "K2": ("e2",), "K3": ("e3",)},
+        sessions={"S1": ("e1",), "S2": ("e2", "e3")},
+    )
+    result = evaluate(truth, predicted)
+    assert result.journeys.matched == 1 and result.attainable == 1
+    assert result.evidence_journeys == MatchScores(truth=3, predicted=3, matched=3)
+    assert result.evidence_sessions == MatchScores(truth=3, predicted=2, matched=1)
+    assert result.late.correct == 0 and result.evidence_late is not None
+    assert (result.evidence_late.correct, result.evidence_late.eligible_correct) == (1, 1)
+    table = format_table(result)
+    assert "1 of 2 (0.500)" in table  # the bound: one true journey of two is attainable
+    assert "3 of 3 evidence journeys, 3 predicted (recall 1.000, precision 1.000)" in table
+    # an older truth file without evidence journeys leaves those rows out
+    assert "evidence journeys" not in format_table(evaluate(_truth(), predicted))

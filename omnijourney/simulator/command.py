@@ -16,6 +16,7 @@ from omnijourney.simulator.delivery import (
     Clock,
     Pacer,
     Progress,
+    ProgressSink,
     SentAt,
     Stamper,
     Tally,
@@ -73,6 +74,18 @@ def default_start(days: int, now: datetime) -> datetime:
     return today - timedelta(days=days)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a simulation sent and where its truth is."""
+
+    tally: Tally
+    summary: dict[str, Any]
+    """The truth's summary record."""
+    truth_path: Path
+    report: str
+    """The closing summary to print."""
+
+
 def run(
     settings: Settings,
     options: SimulateOptions,
@@ -81,6 +94,18 @@ def run(
     stderr: IO[str] | None = None,
 ) -> str:
     """Run a simulation to its destination; the summary to print."""
+    return simulate_to(settings, options, clock=clock, stderr=stderr).report
+
+
+def simulate_to(
+    settings: Settings,
+    options: SimulateOptions,
+    *,
+    clock: Clock = utc_now,
+    stderr: IO[str] | None = None,
+    progress: ProgressSink | None = None,
+) -> Outcome:
+    """Run a simulation to its destination (progress: to `progress`, or a line on stderr)."""
     now = clock()
     start = options.start or default_start(options.days, now)
     config = SimulationConfig(
@@ -105,7 +130,8 @@ def run(
     truth_path = options.out_truth or settings.path("simulation", f"truth-seed{config.seed}.jsonl")
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     stamper = Stamper(options.sent_at, clock)
-    progress = Progress(config.start_ts, config.end_ts, stderr, enabled=options.progress)
+    if progress is None:
+        progress = Progress(config.start_ts, config.end_ts, stderr, enabled=options.progress)
     items = simulate(config, hasher)
     summary: dict[str, Any] = {}
     partial = truth_path.with_name(truth_path.name + ".partial")
@@ -130,7 +156,8 @@ def run(
             partial.unlink()  # a truth without its events would mislead `evaluate`
             raise
     partial.replace(truth_path)
-    return _report(options, tally, summary, truth_path, config)
+    report = _report(options, tally, summary, truth_path, config)
+    return Outcome(tally, summary, truth_path, report)
 
 
 def _deliver(
@@ -140,7 +167,7 @@ def _deliver(
     *,
     keep: Callable[[TruthRecord], None],
     stamper: Stamper,
-    progress: Progress,
+    progress: ProgressSink,
     hasher: Any,
 ) -> Tally:
     if options.to_file is not None:

@@ -58,7 +58,8 @@ class TruthRules:
             }
         )
     )
-    """channel -> how far behind its customer's watermark an event may arrive and be placed."""
+    """channel -> how far behind the latest event of that channel of its customer an event may
+    arrive and still be placed (lateness is judged within a channel, as the core does)."""
     default_lateness: int = _HOUR
     conversion_types: frozenset[str] = frozenset({"purchase"})
     follow_up_types: frozenset[str] = frozenset(
@@ -74,7 +75,7 @@ class TruthRules:
         return self.sessions.get(channel, self.default_session)
 
     def allowed_lateness(self, channel: str) -> int:
-        """Seconds an event of the channel may be behind its customer's watermark."""
+        """Seconds an event may be behind its customer's latest event of the same channel."""
         return self.lateness.get(channel, self.default_lateness)
 
 

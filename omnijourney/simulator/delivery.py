@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, Protocol
 
 import orjson
 
@@ -151,6 +151,13 @@ def _clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+class ProgressSink(Protocol):
+    """What the senders report their progress to (`Progress`, or the demo's status line)."""
+
+    def update(self, sent: int, simulated: int, *, final: bool = False) -> None:
+        """`sent` records so far, the latest of simulated send time `simulated`."""
+
+
 class Progress:
     """The progress line on stderr: rewritten in place on a terminal, every 5 s otherwise."""
 
@@ -198,7 +205,7 @@ async def to_kafka(
     stamper: Stamper,
     truth: Callable[[TruthRecord], None],
     pacer: Pacer,
-    progress: Progress,
+    progress: ProgressSink,
     prefix: str = TOPIC_PREFIX,
     partitions: int = 3,
 ) -> Tally:
@@ -254,7 +261,7 @@ def to_file(
     emitter: Emitter,
     stamper: Stamper,
     truth: Callable[[TruthRecord], None],
-    progress: Progress,
+    progress: ProgressSink,
     prefix: str = TOPIC_PREFIX,
 ) -> Tally:
     """Write what would be produced, one `topic<TAB>key<TAB>value` line per record."""
@@ -291,12 +298,14 @@ async def to_collector(
     stamper: Stamper,
     truth: Callable[[TruthRecord], None],
     pacer: Pacer,
-    progress: Progress,
+    progress: ProgressSink,
 ) -> Tally:
     """POST the events in JSON-array batches of 100 with the write key; honour 503 Retry-After.
 
     The collector hashes clear emails and phones itself (it is the edge), so the events go as
     the simulation made them. A malformed record that is not JSON is sent alone as the body.
+    The collector takes a request all or nothing: when it refuses events of a batch (422,
+    naming them by index) the rest is sent again without them, as a real sender would.
     """
     import aiohttp
 
@@ -313,7 +322,7 @@ async def to_collector(
         async def flush() -> None:
             nonlocal batch, size
             if batch:
-                await _post(session, endpoint, b"[" + b",".join(batch) + b"]", size, tally)
+                await _post_batch(session, endpoint, batch, tally)
                 batch, size = [], 0
 
         for item in items:
@@ -368,8 +377,49 @@ def retry_after(value: str | None, now: datetime, default: float = 1.0) -> float
     return min(max(0.0, (when - now).total_seconds()), 300.0)
 
 
-async def _post(session: Any, endpoint: str, body: bytes, events: int, tally: Tally) -> None:
-    """One request, retried on 429/503 (after Retry-After) and on 5xx or network errors."""
+async def _post_batch(session: Any, endpoint: str, batch: list[bytes], tally: Tally) -> None:
+    """A JSON array of events; events the collector refuses are left out and the rest resent."""
+    while batch:
+        body = b"[" + b",".join(batch) + b"]"
+        refused = await _post(session, endpoint, body, len(batch), tally, by_index=True)
+        if refused is None:
+            return
+        if not refused:  # refusals not listed one by one: find them sending each alone
+            for event in batch:
+                await _post(session, endpoint, b"[" + event + b"]", 1, tally)
+            return
+        tally.rejected += len(refused)
+        batch = [event for index, event in enumerate(batch) if index not in refused]
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _refused_indexes(answer: Any, events: int) -> set[int]:
+    """Indexes a 422 answer names (empty: the answer does not list every refused event)."""
+    if not isinstance(answer, dict) or answer.get("errors_truncated"):
+        return set()
+    errors = answer.get("errors")
+    if not isinstance(errors, list):
+        return set()
+    indexes = {e.get("index") for e in errors if isinstance(e, dict)}
+    if not indexes or not all(isinstance(i, int) and 0 <= i < events for i in indexes):
+        return set()
+    return {int(i) for i in indexes if isinstance(i, int)}
+
+
+async def _post(
+    session: Any, endpoint: str, body: bytes, events: int, tally: Tally, *, by_index: bool = False
+) -> set[int] | None:
+    """One request, retried on 429/503 (after Retry-After) and on 5xx or network errors.
+
+    With `by_index`, a 422 answer returns the refused indexes (empty when it does not list
+    them) for the caller to resend the rest; otherwise the whole request counts as refused.
+    """
     import aiohttp
 
     backoff = 0.5
@@ -384,7 +434,7 @@ async def _post(session: Any, endpoint: str, body: bytes, events: int, tally: Ta
                         accepted = answer["accepted"]
                     tally.accepted += accepted
                     tally.rejected += events - accepted
-                    return
+                    return None
                 if status in (401, 403):
                     raise ConfigurationError(
                         f"the collector refused the write key (HTTP {status}): check --write-key "
@@ -396,9 +446,11 @@ async def _post(session: Any, endpoint: str, body: bytes, events: int, tally: Ta
                     wait = backoff
                     backoff = min(backoff * 2, 10.0)
                 else:  # 400, 413, 422: the whole body was refused; malformed ones are meant to be
-                    await response.read()
+                    answer = await response.read()
+                    if by_index and status == 422 and events > 1:
+                        return _refused_indexes(_json_or_none(answer), events)
                     tally.rejected += events
-                    return
+                    return None
         except (TimeoutError, aiohttp.ClientError) as exc:
             wait = backoff
             backoff = min(backoff * 2, 10.0)

@@ -76,7 +76,8 @@ class _Simulation:
         self.seq = itertools.count()
         share = config.malformed_share
         self.malformed_chance = share / (1.0 - share)
-        self.watermarks: dict[int, int] = {}
+        self.watermarks: dict[tuple[int, str], int] = {}
+        """(person, channel) -> latest event time sent: lateness is judged within a channel."""
         self.copies: Counter[str] = Counter()
         self.malformed: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
@@ -199,10 +200,11 @@ class _Simulation:
                 emission.kind != "malformed"
                 and emission.channel not in rules.identity_only_channels
             ):
-                before = watermarks.get(emission.person, emission.occurred)
+                key = (emission.person, emission.channel)
+                before = watermarks.get(key, emission.occurred)
                 if emission.upload is not None and emission.kind == "event":
                     yield self._late(emission, before)
-                watermarks[emission.person] = max(before, emission.occurred)
+                watermarks[key] = max(before, emission.occurred)
             yield emission
 
     def _late(self, emission: Emission, watermark: int) -> TruthRecord:
@@ -262,6 +264,8 @@ class _Simulation:
                 "missions": dict(stats.missions),
                 "missions_buying": dict(stats.missions_bought),
                 "journeys": counts.journeys,
+                "evidence_journeys": counts.evidence_journeys,
+                "journeys_attainable": counts.attainable,
                 "journeys_converted": counts.converted,
                 "journeys_multichannel": counts.multichannel,
                 "journeys_ropo": counts.ropo,

@@ -9,10 +9,18 @@ numbers as their keyed hashes. An identifier used by two people (the family tabl
 components group a person's identifiers that co-occur, directly or through a chain, on some
 valid event: identifiers in different components of one person cannot be linked by any
 resolver, which bounds the achievable recall.
+
+The same bound applies to journeys: a resolver can only stitch together the touches whose
+identifiers the evidence links, so the *evidence journeys* are what the journey rules cut from
+each evidence component's touches (touches that carry only shared identifiers form a group of
+their own per identifier). A true journey that is also an evidence journey is attainable; the
+others cannot come out of any pipeline (a cash purchase nobody can tie to the shopper splits
+the journey it ended, and joins the shopper's browsing after it to the one before).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -52,16 +60,78 @@ def truth_key(kind: str, value: str, key: str) -> str:
 
 
 class _Journey:
-    __slots__ = ("converted", "end", "events", "journey_id", "late", "tags")
+    __slots__ = ("converted", "end", "events", "journey_id", "late", "serial", "tags")
 
-    def __init__(self, journey_id: str) -> None:
+    def __init__(self, journey_id: str, serial: int = -1) -> None:
         self.journey_id = journey_id
+        self.serial = serial
         self.events: list[tuple[int, str, str, str]] = []
         """(occurred, event_id, channel, type) in event-time order."""
         self.converted: tuple[str, str] | None = None
         self.end = 0
         self.late = 0
         self.tags: set[str] = set()
+
+    def joins(self, ts: int, type_: str, rules: TruthRules) -> bool:
+        """Whether a touch after the journey's last one still belongs to it."""
+        if self.converted is not None and type_ not in rules.follow_up_types:
+            return False
+        return ts <= self.end
+
+    def add(self, ts: int, event_id: str, channel: str, type_: str, rules: TruthRules) -> None:
+        """Append a touch that sorts after the journey's touches."""
+        self.events.append((ts, event_id, channel, type_))
+        if self.converted is None:
+            if type_ in rules.conversion_types:
+                self.converted = (event_id, channel)
+                self.end = ts + rules.follow_up_window
+            else:
+                self.end = min(ts + rules.inactivity, self.events[0][0] + rules.max_duration)
+
+    def sessions(self, rules: TruthRules) -> list[list[str]]:
+        """The journey's sessions: each channel's touches cut by its gap and length."""
+        sessions: list[list[str]] = []
+        current: dict[str, tuple[int, int, list[str]]] = {}
+        for ts, event_id, channel, _ in self.events:
+            gap, longest = rules.session(channel)
+            session = current.get(channel)
+            if session is None or ts - session[1] > gap or ts - session[0] > longest:
+                events = [event_id]
+                sessions.append(events)
+                current[channel] = (ts, ts, events)
+            else:
+                session[2].append(event_id)
+                current[channel] = (session[0], ts, session[2])
+        return sessions
+
+
+class _Activity:
+    """Every activity touch, compactly, to cut the evidence journeys from at the end."""
+
+    __slots__ = ("codes", "event_ids", "first_id", "ids", "kinds", "persons", "times")
+
+    def __init__(self) -> None:
+        self.times = array("q")
+        self.persons = array("l")
+        self.codes = array("l")
+        """Index into `kinds` of the touch's (channel, type)."""
+        self.first_id = array("l")
+        """Start of the touch's identifier indexes in `ids` (one entry past the last touch)."""
+        self.ids = array("l")
+        self.event_ids: list[str] = []
+        self.kinds: dict[tuple[str, str], int] = {}
+        self.first_id.append(0)
+
+    def add(
+        self, person: int, ts: int, event_id: str, kind: tuple[str, str], ids: list[int]
+    ) -> None:
+        """Remember one touch."""
+        self.times.append(ts)
+        self.persons.append(person)
+        self.codes.append(self.kinds.setdefault(kind, len(self.kinds)))
+        self.ids.extend(ids)
+        self.first_id.append(len(self.ids))
+        self.event_ids.append(event_id)
 
 
 @dataclass(slots=True)
@@ -74,6 +144,9 @@ class _Counts:
     sessions: int = 0
     online_sessions: int = 0
     online_converting: int = 0
+    evidence_journeys: int = 0
+    attainable: int = 0
+    """True journeys that are evidence journeys too."""
     paths: Counter[str] = field(default_factory=Counter)
 
 
@@ -91,6 +164,12 @@ class TruthBuilder:
         self._sharers: dict[int, list[int]] = {}
         self._edges: set[tuple[int, int]] = set()
         self._component_cache: list[int] | None = None
+        self._activity = _Activity()
+        self._journey_ids: list[str] = []
+        """Serial -> id of every true journey (the activity refers to them by serial)."""
+        self._journey_sizes = array("l")
+        self._journey_serials = array("l")
+        """Per activity touch: the serial of its true journey."""
         self.counts = _Counts()
         self.late_journeys: dict[str, str] = {}
         """event id of a nightly-batch event -> its true journey (until it is sent)."""
@@ -131,45 +210,25 @@ class TruthBuilder:
         ts = touch.ts
         journey = self._open.get(person)
         closed = None
-        if journey is None or not self._joins(journey, ts, touch.type):
+        if journey is None or not journey.joins(ts, touch.type, rules):
             if journey is not None:
                 closed = self._close(person, journey)
             self._journey_numbers[person] += 1
             number = self._journey_numbers[person]
-            journey = _Journey(f"T-{self.people[person].person_id[2:]}-{number:03d}")
+            journey_id = f"T-{self.people[person].person_id[2:]}-{number:03d}"
+            journey = _Journey(journey_id, len(self._journey_ids))
             self._open[person] = journey
-        journey.events.append((ts, event_id, touch.channel, touch.type))
+            self._journey_ids.append(journey_id)
+            self._journey_sizes.append(0)
+        journey.add(ts, event_id, touch.channel, touch.type, rules)
         journey.tags.update(touch.tags)
         if touch.upload is not None:
             journey.late += 1
             self.late_journeys[event_id] = journey.journey_id
-        if journey.converted is None:
-            if touch.type in rules.conversion_types:
-                journey.converted = (event_id, touch.channel)
-                journey.end = ts + rules.follow_up_window
-            else:
-                journey.end = min(ts + rules.inactivity, journey.events[0][0] + rules.max_duration)
+        self._journey_sizes[journey.serial] += 1
+        self._journey_serials.append(journey.serial)
+        self._activity.add(person, ts, event_id, (touch.channel, touch.type), indexes)
         return closed
-
-    def _joins(self, journey: _Journey, ts: int, type_: str) -> bool:
-        if journey.converted is not None and type_ not in self.rules.follow_up_types:
-            return False
-        return ts <= journey.end
-
-    def _sessions(self, journey: _Journey) -> list[list[str]]:
-        sessions: list[list[str]] = []
-        current: dict[str, tuple[int, int, list[str]]] = {}
-        for ts, event_id, channel, _ in journey.events:
-            gap, longest = self.rules.session(channel)
-            session = current.get(channel)
-            if session is None or ts - session[1] > gap or ts - session[0] > longest:
-                events = [event_id]
-                sessions.append(events)
-                current[channel] = (ts, ts, events)
-            else:
-                session[2].append(event_id)
-                current[channel] = (session[0], ts, session[2])
-        return sessions
 
     def _close(self, person: int, journey: _Journey) -> TruthRecord:
         events = journey.events
@@ -177,7 +236,7 @@ class TruthBuilder:
         for _, _, channel, _ in events:
             if not path or path[-1] != channel:
                 path.append(channel)
-        sessions = self._sessions(journey)
+        sessions = journey.sessions(self.rules)
         self._count(journey, path, sessions)
         converted = journey.converted
         return TruthRecord(
@@ -224,10 +283,24 @@ class TruthBuilder:
     # --- the end ------------------------------------------------------------------------------
 
     def finish(self) -> Iterator[TruthRecord]:
-        """Open journeys, then every identifier with its owner and evidence component, people."""
+        """Open journeys, every identifier with its owner and evidence component, the evidence
+        journeys, people."""
         for person, journey in sorted(self._open.items()):
             yield self._close(person, journey)
         self._open.clear()
+        yield from self._identifiers()
+        yield from self._evidence_journeys()
+        for someone in self.people:
+            yield TruthRecord(
+                "person",
+                {
+                    "person": someone.person_id,
+                    "customer_id": someone.customer_id,
+                    "loyalty_id": someone.loyalty_id,
+                },
+            )
+
+    def _identifiers(self) -> Iterator[TruthRecord]:
         components = self._components()
         for index, key in enumerate(self._keys):
             owner = self._owner[index]
@@ -239,15 +312,82 @@ class TruthBuilder:
                 person_id = self.people[owner].person_id
                 data.update(person=person_id, shared=False, component=f"E-{components[index]}")
             yield TruthRecord("identifier", data)
-        for someone in self.people:
-            yield TruthRecord(
-                "person",
-                {
-                    "person": someone.person_id,
-                    "customer_id": someone.customer_id,
-                    "loyalty_id": someone.loyalty_id,
-                },
-            )
+
+    def _groups(self) -> dict[int, list[int]]:
+        """Activity touches (by index) per evidence group, in first-seen order of the groups.
+
+        A touch belongs to the evidence component of its identifiers (they co-occur on it, so
+        they share one); a touch with only shared identifiers (the family tablet, logged out)
+        to a group of its own per identifier, numbered below zero.
+        """
+        components, owner = self._components(), self._owner
+        activity = self._activity
+        ids, first = activity.ids, activity.first_id
+        groups: dict[int, list[int]] = {}
+        for touch in range(len(activity.times)):
+            indexes = ids[first[touch] : first[touch + 1]]
+            group = -1 - indexes[0]
+            for index in indexes:
+                if owner[index] != SHARED:
+                    group = components[index]
+                    break
+            groups.setdefault(group, []).append(touch)
+        return groups
+
+    def _evidence_journeys(self) -> Iterator[TruthRecord]:
+        """The journeys the rules cut from each evidence group's touches (see the module doc).
+
+        One that is exactly a true journey names it (`same_as`) instead of listing its events.
+        """
+        activity, rules = self._activity, self.rules
+        times, event_ids, codes = activity.times, activity.event_ids, activity.codes
+        kinds = list(activity.kinds)
+        serials, sizes = self._journey_serials, self._journey_sizes
+        counts = self.counts
+        number = 0
+        for group, touches in self._groups().items():
+            touches.sort(key=lambda touch: (times[touch], event_ids[touch]))
+            journey: _Journey | None = None
+            members: list[int] = []
+            for touch in [*touches, -1]:
+                if touch >= 0:
+                    channel, type_ = kinds[codes[touch]]
+                    if journey is not None and journey.joins(times[touch], type_, rules):
+                        journey.add(times[touch], event_ids[touch], channel, type_, rules)
+                        members.append(touch)
+                        continue
+                if journey is not None:
+                    number += 1
+                    serial = serials[members[0]]
+                    same = sizes[serial] == len(members) and all(
+                        serials[m] == serial for m in members
+                    )
+                    counts.evidence_journeys += 1
+                    counts.attainable += same
+                    yield self._evidence_record(
+                        f"V-{number:07d}",
+                        group,
+                        journey,
+                        self._journey_ids[serial] if same else None,
+                    )
+                if touch >= 0:
+                    journey = _Journey("")
+                    journey.add(times[touch], event_ids[touch], channel, type_, rules)
+                    members = [touch]
+
+    def _evidence_record(
+        self, journey_id: str, group: int, journey: _Journey, same_as: str | None
+    ) -> TruthRecord:
+        data: dict[str, Any] = {"journey": journey_id, "same_as": same_as}
+        if group >= 0:
+            data["group"] = f"E-{group}"
+        else:
+            data["group"] = f"shared {self._keys[-1 - group]}"
+        if same_as is None:
+            data["events"] = [event_id for _, event_id, _, _ in journey.events]
+            data["sessions"] = journey.sessions(self.rules)
+            data["converted"] = journey.converted is not None
+        return TruthRecord("evidence_journey", data)
 
     def _components(self) -> list[int]:
         """Evidence component of every non-shared identifier (its smallest index)."""
@@ -319,6 +459,11 @@ class Truth:
     malformed: int
     meta: dict[str, Any]
     summary: dict[str, Any]
+    evidence_journeys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """evidence journey id -> its event ids: the journeys where the evidence allows them."""
+    evidence_sessions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    attainable: frozenset[str] = frozenset()
+    """True journeys that are evidence journeys too (the others no pipeline can reproduce)."""
 
 
 def read_truth(lines: Iterable[bytes | str]) -> Truth:
@@ -329,6 +474,10 @@ def read_truth(lines: Iterable[bytes | str]) -> Truth:
     customer_ids: dict[str, str] = {}
     journeys: dict[str, tuple[str, ...]] = {}
     sessions: dict[str, tuple[str, ...]] = {}
+    journey_sessions: dict[str, list[tuple[str, ...]]] = {}
+    evidence_journeys: dict[str, tuple[str, ...]] = {}
+    evidence_sessions: dict[str, tuple[str, ...]] = {}
+    attainable: set[str] = set()
     converted: set[str] = set()
     late: dict[str, dict[str, Any]] = {}
     duplicates: dict[str, int] = {}
@@ -355,8 +504,20 @@ def read_truth(lines: Iterable[bytes | str]) -> Truth:
                 journeys[journey] = tuple(record["events"])
                 if record["converted"]:
                     converted.add(journey)
-                for n, events in enumerate(record["sessions"], start=1):
-                    sessions[f"{journey}/{n}"] = tuple(events)
+                cut = journey_sessions[journey] = [tuple(s) for s in record["sessions"]]
+                for n, events in enumerate(cut, start=1):
+                    sessions[f"{journey}/{n}"] = events
+            elif kind == "evidence_journey":
+                journey, same_as = record["journey"], record["same_as"]
+                if same_as is None:
+                    evidence_journeys[journey] = tuple(record["events"])
+                    cut = [tuple(s) for s in record["sessions"]]
+                else:
+                    evidence_journeys[journey] = journeys[same_as]
+                    cut = journey_sessions[same_as]
+                    attainable.add(same_as)
+                for n, events in enumerate(cut, start=1):
+                    evidence_sessions[f"{journey}/{n}"] = events
             elif kind == "late":
                 late[record["event_id"]] = record
             elif kind == "duplicate":
@@ -384,4 +545,7 @@ def read_truth(lines: Iterable[bytes | str]) -> Truth:
         malformed,
         meta,
         summary,
+        evidence_journeys,
+        evidence_sessions,
+        frozenset(attainable),
     )
