@@ -100,6 +100,20 @@ def latency(workers: Workers, inputs: list[Input], rate: float) -> list[float]:
         f"p95 {percentile(ordered, 95):.0f} ms, p99 {percentile(ordered, 99):.0f} ms, "
         f"max {ordered[-1]:.0f} ms"
     )
+    hops = [
+        (seen.valid[e] - received, seen.first_output(e) - seen.valid[e])
+        for e, received in raw.items()
+        if e in seen.valid
+    ]
+    if hops:
+        ingest = sorted(float(a) for a, _ in hops)
+        stitch = sorted(float(b) for _, b in hops)
+        print(
+            f"  of which raw -> touchpoints.valid (ingest): p50 {percentile(ingest, 50):.0f} ms, "
+            f"p99 {percentile(ingest, 99):.0f} ms; touchpoints.valid -> first public record "
+            f"(identity and journeys): p50 {percentile(stitch, 50):.0f} ms, "
+            f"p99 {percentile(stitch, 99):.0f} ms"
+        )
     kinds = sorted(
         {f"{topic}={'LogAppendTime' if t else 'CreateTime'}" for topic, t in seen.timestamp_types}
     )
