@@ -163,6 +163,21 @@ def test_superseded_and_older_versions_are_skipped() -> None:
     assert personalizer.journey(older) == []
 
 
+def test_a_new_version_that_reads_the_same_gives_no_line() -> None:
+    records = stitched(web_then_store(NO))
+    personalizer = Personalizer()
+    lines_of(public(records), personalizer)
+    last = next(r for r in reversed(records) if isinstance(r, JourneyUpdate))
+    update = decode_record(encode_record(last)[2])
+    assert isinstance(update, JourneyUpdateRecord)
+    same = update.model_copy(update={"version": update.version + 1})
+    longer = update.model_copy(update={"version": update.version + 2, "touch_count": 3})
+    assert personalizer.journey(same) == []
+    assert personalizer.journey(longer) == [
+        f"customer {update.customer_id} is on a web -> pos journey (3 touches, last pos)"
+    ]
+
+
 def test_without_personalization_consent_no_product_or_store() -> None:
     records = stitched(web_then_store(NO))
     customer = _customer(records)
