@@ -361,8 +361,9 @@ def test_subscriber_on_the_broker_ignores_repeats(kafka_bootstrap: str) -> None:
         return lines
 
     customer = _customer(records)
-    assert asyncio.run(scenario()) == [
-        f"customer {customer} is looking at product P-1001 (web)",
-        f"customer {customer} browsed product P-1001 online and is now in store S-017",
-    ]
+    online = f"customer {customer} is looking at product P-1001 (web)"
+    in_store = f"customer {customer} browsed product P-1001 online and is now in store S-017"
+    # The topics are not ordered with each other: when both updates come before the first
+    # touchpoint, the older one is replaced while it waits and only the newer one is said.
+    assert asyncio.run(scenario()) in ([online, in_store], [in_store])
     assert orjson.loads(ours[0][2])["customer_id"] == customer
