@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from omnijourney.exceptions import PortInUse, ServiceError
+from omnijourney.local import kafka
 from omnijourney.local.admin import commit_offsets, declare_topics, end_offsets
 from omnijourney.local.process import ensure_port_free, free_port
 from omnijourney.local.worker_process import WorkerProcess
@@ -203,6 +204,38 @@ async def watch(
         return seen
     finally:
         await consumer.stop()
+
+
+def produce_watched(
+    workers: Workers, inputs: Sequence[Input], rate: float | None
+) -> tuple[dict[str, int], Seen]:
+    """Produce while watching the outputs until every input is enriched.
+
+    Returns the broker append time (ms) of each event id and what the watcher saw.
+    """
+    bootstrap = workers.settings.kafka.bootstrap
+    starts = asyncio.run(output_ends(bootstrap))
+    seen = Seen(frozenset(item.event_id for item in inputs))
+
+    async def both() -> dict[str, int]:
+        watcher = asyncio.create_task(watch(bootstrap, starts, seen, workers.check))
+        raw = await produce(bootstrap, inputs, rate)
+        await watcher
+        return raw
+
+    return asyncio.run(both()), seen
+
+
+@contextlib.contextmanager
+def local_broker(settings: Settings) -> Iterator[None]:
+    """The configured broker, started when none runs (and then stopped again afterwards)."""
+    started_here = kafka.running_pid(settings) is None and not settings.kafka.bootstrap_servers
+    print(kafka.start(settings))
+    try:
+        yield
+    finally:
+        if started_here:
+            print(kafka.stop(settings))
 
 
 @dataclass
