@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from omnijourney.exceptions import PortInUse, ServiceError
+from omnijourney.local import kafka
 from omnijourney.local.admin import commit_offsets, declare_topics, end_offsets
 from omnijourney.local.process import ensure_port_free, free_port
 from omnijourney.local.worker_process import WorkerProcess
@@ -205,6 +206,38 @@ async def watch(
         await consumer.stop()
 
 
+def produce_watched(
+    workers: Workers, inputs: Sequence[Input], rate: float | None
+) -> tuple[dict[str, int], Seen]:
+    """Produce while watching the outputs until every input is enriched.
+
+    Returns the broker append time (ms) of each event id and what the watcher saw.
+    """
+    bootstrap = workers.settings.kafka.bootstrap
+    starts = asyncio.run(output_ends(bootstrap))
+    seen = Seen(frozenset(item.event_id for item in inputs))
+
+    async def both() -> dict[str, int]:
+        watcher = asyncio.create_task(watch(bootstrap, starts, seen, workers.check))
+        raw = await produce(bootstrap, inputs, rate)
+        await watcher
+        return raw
+
+    return asyncio.run(both()), seen
+
+
+@contextlib.contextmanager
+def local_broker(settings: Settings) -> Iterator[None]:
+    """The configured broker, started when none runs (and then stopped again afterwards)."""
+    started_here = kafka.running_pid(settings) is None and not settings.kafka.bootstrap_servers
+    print(kafka.start(settings))
+    try:
+        yield
+    finally:
+        if started_here:
+            print(kafka.stop(settings))
+
+
 @dataclass
 class Workers:
     """Worker subprocesses of one consumer group (one app id), started for one measurement."""
@@ -219,7 +252,10 @@ class Workers:
     def start(self, count: int) -> None:
         """Start `count` workers (the first on the configured port, others on free ones)."""
         env = {
-            "OMNIJOURNEY_WORKER__LOG_LEVEL": "warning",
+            # At warning or above Faust keeps its terminal spinner, which lowers the root logger
+            # to DEBUG: every debug call of aiokafka then builds a record. The settings' level
+            # (info by default) is what a deployed worker runs with.
+            "OMNIJOURNEY_WORKER__LOG_LEVEL": self.settings.worker.log_level,
             "OMNIJOURNEY_WORKER__STORE": self.settings.worker.store,
             "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": str(self.settings.worker.commit_interval_s),
         }
@@ -347,9 +383,32 @@ async def _delete_topics(bootstrap: str, *, prefix: str) -> None:
         await admin.close()
 
 
-def print_profile(path: Path, lines: int = 30) -> None:
-    """The functions a profiled worker spent most of its own time in."""
+def _package(filename: str) -> str:
+    """Where a profiled function lives: a site package, a stdlib module, or this repository."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "built-ins (C: sockets, orjson, selectors...)"
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1]
+    for index, part in enumerate(parts):
+        if part.startswith("python3.") and index + 1 < len(parts):
+            return f"stdlib {Path(parts[index + 1]).stem}"
+    root = Path(__file__).resolve().parents[1]
+    path = Path(filename)
+    return path.relative_to(root).parts[0] if path.is_relative_to(root) else filename
+
+
+def print_profile(path: Path, lines: int = 25) -> None:
+    """Where a profiled worker spent its own time: by package, then the top functions."""
     stats = pstats.Stats(str(path))
+    by_package: dict[str, float] = {}
+    for (filename, _, _), (_, _, own, _, _) in stats.stats.items():
+        label = _package(filename)
+        by_package[label] = by_package.get(label, 0.0) + own
+    total = sum(by_package.values())
+    print(f"worker profile: {total:.1f} s of own time (cProfile inflates small calls)")
+    for label, own in sorted(by_package.items(), key=lambda item: -item[1])[:12]:
+        print(f"  {own / total:6.1%}  {label}")
     stats.sort_stats("tottime").print_stats(lines)
     print(f"(whole statistics: python -m pstats {path})")
 

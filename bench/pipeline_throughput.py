@@ -31,12 +31,14 @@ from bench._pipeline import (
     Input,
     Seen,
     Workers,
+    local_broker,
     mean_size,
     output_ends,
     percentile,
     prepare_topics,
     print_profile,
     produce,
+    produce_watched,
     simulated,
     span_s,
     start_group_at_end,
@@ -45,7 +47,6 @@ from bench._pipeline import (
     worker_group,
 )
 from bench.kafka_throughput import end_to_end_result
-from omnijourney.local import kafka
 from omnijourney.settings import Settings, load_settings
 
 GOAL_RATE = 5_000
@@ -81,17 +82,7 @@ def throughput(workers: Workers, inputs: list[Input]) -> float:
 
 def latency(workers: Workers, inputs: list[Input], rate: float) -> list[float]:
     """Produce at a steady rate into the warm worker; sorted latencies in ms."""
-    bootstrap = workers.settings.kafka.bootstrap
-    starts = asyncio.run(output_ends(bootstrap))
-    seen = Seen(frozenset(item.event_id for item in inputs))
-
-    async def both() -> dict[str, int]:
-        watcher = asyncio.create_task(watch(bootstrap, starts, seen, workers.check))
-        raw = await produce(bootstrap, inputs, rate)
-        await watcher
-        return raw
-
-    raw = asyncio.run(both())
+    raw, seen = produce_watched(workers, inputs, rate)
     ordered = sorted(float(seen.first_output(e) - received) for e, received in raw.items())
     seconds = len(inputs) / rate
     print(
@@ -100,6 +91,20 @@ def latency(workers: Workers, inputs: list[Input], rate: float) -> list[float]:
         f"p95 {percentile(ordered, 95):.0f} ms, p99 {percentile(ordered, 99):.0f} ms, "
         f"max {ordered[-1]:.0f} ms"
     )
+    hops = [
+        (seen.valid[e] - received, seen.first_output(e) - seen.valid[e])
+        for e, received in raw.items()
+        if e in seen.valid
+    ]
+    if hops:
+        ingest = sorted(float(a) for a, _ in hops)
+        stitch = sorted(float(b) for _, b in hops)
+        print(
+            f"  of which raw -> touchpoints.valid (ingest): p50 {percentile(ingest, 50):.0f} ms, "
+            f"p99 {percentile(ingest, 99):.0f} ms; touchpoints.valid -> first public record "
+            f"(identity and journeys): p50 {percentile(stitch, 50):.0f} ms, "
+            f"p99 {percentile(stitch, 99):.0f} ms"
+        )
     kinds = sorted(
         {f"{topic}={'LogAppendTime' if t else 'CreateTime'}" for topic, t in seen.timestamp_types}
     )
@@ -162,9 +167,7 @@ def main() -> None:
     if args.touchpoints < 1 or args.rate <= 0 or args.seconds <= 0:
         parser.error("--touchpoints, --rate and --seconds must be positive")
     settings = load_settings()
-    started_here = kafka.running_pid(settings) is None and not settings.kafka.bootstrap_servers
-    print(kafka.start(settings))
-    try:
+    with local_broker(settings):
         run(
             settings,
             args.touchpoints,
@@ -173,9 +176,6 @@ def main() -> None:
             args.raw_messages,
             profile=args.profile,
         )
-    finally:
-        if started_here:
-            print(kafka.stop(settings))
 
 
 if __name__ == "__main__":

@@ -20,18 +20,15 @@ import asyncio
 from bench._machine import describe
 from bench._pipeline import (
     Input,
-    Seen,
-    output_ends,
+    local_broker,
     prepare_topics,
-    produce,
+    produce_watched,
     simulated,
     span_s,
     start_group_at_end,
     utc_now,
-    watch,
     worker_group,
 )
-from omnijourney.local import kafka
 from omnijourney.settings import Settings, load_settings
 
 
@@ -42,17 +39,8 @@ def measure(settings: Settings, inputs: list[Input], count: int) -> float:
         asyncio.run(start_group_at_end(bootstrap, workers.app_id))
         workers.start(count)
         settled = workers.wait_settled()
-        starts = asyncio.run(output_ends(bootstrap))
         before = workers.cpu_seconds()
-        seen = Seen(frozenset(item.event_id for item in inputs))
-
-        async def burst() -> dict[str, int]:
-            watcher = asyncio.create_task(watch(bootstrap, starts, seen, workers.check))
-            raw = await produce(bootstrap, inputs, None)
-            await watcher
-            return raw
-
-        raw = asyncio.run(burst())
+        raw, seen = produce_watched(workers, inputs, None)
         elapsed = span_s(raw.values(), seen.enriched.values())
         cpu = [after - start for after, start in zip(workers.cpu_seconds(), before, strict=True)]
         final = workers.assigned()
@@ -94,13 +82,8 @@ def main() -> None:
     if args.touchpoints < 1 or args.workers < 2:
         parser.error("--touchpoints must be positive and --workers at least 2")
     settings = load_settings()
-    started_here = kafka.running_pid(settings) is None and not settings.kafka.bootstrap_servers
-    print(kafka.start(settings))
-    try:
+    with local_broker(settings):
         run(settings, args.touchpoints, args.workers)
-    finally:
-        if started_here:
-            print(kafka.stop(settings))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ What a consumer of the public topics must do, shown on a small scale:
 * a journey update is a repeat when its journey was already shown at that version or a newer
   one (at-least-once delivery re-sends records after a worker restart; the records carry the
   version, so the repeat is recognized and skipped); touchpoints likewise by event id;
-* superseded journeys (merged into another by a late touch or an identity merge) are skipped;
+* superseded journeys (merged into another by a late touch or an identity merge) are skipped,
+  and so is a new version whose line would read exactly like the last one of its journey;
 * only touchpoints whose consent allows personalization feed the product and store context;
 * the two topics are not ordered with each other, so an update waits until the touchpoint it
   names as its last one has arrived.
@@ -150,6 +151,8 @@ class Personalizer:
         """customer_id -> the latest consented online touch that names a product."""
         self.waiting: dict[str, JourneyUpdateRecord] = {}
         """journey_id -> its newest update whose last touchpoint has not arrived yet."""
+        self.said: OrderedDict[str, str] = OrderedDict()
+        """journey_id -> the last line written for it."""
 
     def touchpoint(self, record: EnrichedTouchpointRecord) -> list[str]:
         """Remember a touchpoint; the lines of updates that waited for it."""
@@ -164,7 +167,7 @@ class Personalizer:
         ready = [u for u in self.waiting.values() if u.last_event_id == record.event_id]
         for update in ready:
             del self.waiting[update.journey_id]
-        return [self._line(update) for update in ready]
+        return self._say(ready)
 
     def journey(self, record: JourneyUpdateRecord) -> list[str]:
         """The line of a journey update (none for a repeat or a superseded journey)."""
@@ -177,7 +180,7 @@ class Personalizer:
             self.waiting[record.journey_id] = record
             return self._overflow()
         self.waiting.pop(record.journey_id, None)
-        return [self._line(record)]
+        return self._say([record])
 
     def handle(self, topic: str, value: bytes) -> list[str]:
         """The lines one message of either topic gives (InvalidRecord for a broken record)."""
@@ -190,7 +193,7 @@ class Personalizer:
 
     def flush(self) -> list[str]:
         """Lines of the updates still waiting for their touchpoint, described without it."""
-        lines = [self._line(update) for update in self.waiting.values()]
+        lines = self._say(list(self.waiting.values()))
         self.waiting.clear()
         return lines
 
@@ -199,7 +202,21 @@ class Personalizer:
         if len(self.waiting) <= REMEMBERED:
             return []
         oldest = next(iter(self.waiting))
-        return [self._line(self.waiting.pop(oldest))]
+        return self._say([self.waiting.pop(oldest)])
+
+    def _say(self, updates: list[JourneyUpdateRecord]) -> list[str]:
+        # A new version that reads like the last line of its journey (a session or a late
+        # touch changed, nothing a reader sees) adds nothing.
+        lines = []
+        for update in updates:
+            line = self._line(update)
+            if self.said.get(update.journey_id) != line:
+                lines.append(line)
+                self.said[update.journey_id] = line
+                self.said.move_to_end(update.journey_id)
+                if len(self.said) > REMEMBERED:
+                    self.said.popitem(last=False)
+        return lines
 
     def _line(self, update: JourneyUpdateRecord) -> str:
         last = self.touches.get(update.last_event_id)

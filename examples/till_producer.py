@@ -182,30 +182,20 @@ def upload_records(path: Path, emitter: Emitter, now: datetime) -> list[Record]:
     return [emitter.record(event, now=now) for event in events]
 
 
-async def send_now(
-    producer: AIOKafkaProducer, emitter: Emitter, events: Sequence[Event], now: datetime
-) -> int:
-    """Validate, hash and send events one by one, each acknowledged; how many were sent."""
-    for event in events:
-        await send(producer, emitter.record(event, now=now))
-    return len(events)
-
-
-async def upload(producer: AIOKafkaProducer, emitter: Emitter, path: Path, now: datetime) -> int:
-    """Send the spool file as one batch; empty it once Kafka acknowledged all; events sent."""
-    records = upload_records(path, emitter, now)
+async def send_batch(producer: AIOKafkaProducer, records: Sequence[Record]) -> None:
+    """Send records together and wait until Kafka acknowledged every one."""
     futures = [await producer.send(r.topic, r.value, key=r.key) for r in records]
     await asyncio.gather(*futures)
-    path.write_bytes(b"")
-    return len(records)
 
 
 async def run(settings: Settings, args: argparse.Namespace, clock: Clock = utc_now) -> str:
     """Do what the arguments ask; a summary line."""
     emitter = Emitter(hasher_from_settings(settings))
     now = clock()
-    events: list[Event] = []
-    if args.upload is None:
+    if args.upload is not None:
+        records = upload_records(args.upload, emitter, now)
+        what = f"{len(records)} events uploaded from {args.upload}"
+    else:
         till = Till(args.store, args.till, args.currency)
         lines = [basket_line(text, args.currency) for text in args.line]
         shopper = Shopper(args.loyalty, args.email, True if args.personalization_consent else None)
@@ -214,18 +204,22 @@ async def run(settings: Settings, args: argparse.Namespace, clock: Clock = utc_n
         if args.spool is not None:
             spool(args.spool, emitter, events, now)
             return f"{len(events)} events kept in {args.spool} for the nightly upload"
+        records = [emitter.record(event, now=now) for event in events]
+        what = f"{len(records)} events sent ({', '.join(e['type'] for e in events)})"
     producer = AIOKafkaProducer(
         **client_options(settings.kafka), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:
         if args.upload is not None:
-            count = await upload(producer, emitter, args.upload, now)
-            return f"{count} events uploaded from {args.upload}"
-        count = await send_now(producer, emitter, events, now)
-        return f"{count} events sent ({', '.join(e['type'] for e in events)})"
+            await send_batch(producer, records)
+            args.upload.write_bytes(b"")  # only now: every event is acknowledged
+        else:
+            for record in records:  # a live sale: one by one, each acknowledged
+                await send(producer, record)
     finally:
         await producer.stop()
+    return what
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
