@@ -23,7 +23,7 @@ import argparse
 import dataclasses
 import io
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bench._machine import describe
@@ -100,6 +100,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2026, 11, 1),
+        help="first simulated day (the demo's: today minus --days)",
+    )
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument(
         "--keep-history",
@@ -110,7 +116,7 @@ def main() -> None:
     config = SimulationConfig(
         customers=args.customers,
         days=args.days,
-        start=datetime(2026, 11, 1, tzinfo=UTC),
+        start=datetime.combine(args.start, datetime.min.time(), tzinfo=UTC),
         seed=args.seed,
         malformed_share=0.005,
         duplicate_share=0.01,

@@ -95,7 +95,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from omnijourney import demo
 
     return demo.run(
-        settings, customers=args.customers, days=args.days, via_collector=args.via_collector
+        settings,
+        customers=args.customers,
+        days=args.days,
+        via_collector=args.via_collector,
+        rate=args.rate,
     )
 
 
@@ -456,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--via-collector",
         action="store_true",
         help="also start the HTTP collector and send the simulation through it",
+    )
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="N",
+        help="records per second to send (default: as fast as possible)",
     )
     demo.set_defaults(handler=_demo)
 

@@ -17,7 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -157,7 +157,7 @@ def collector_url(settings: Settings) -> str:
 
 
 def _simulate(
-    settings: Settings, customers: int, days: int, via_collector: bool
+    settings: Settings, customers: int, days: int, via_collector: bool, rate: float | None
 ) -> tuple[Outcome, StatusBoard, Poller]:
     """Simulate with the live status line on stdout; the simulation's Outcome."""
     from omnijourney.simulator.command import SimulateOptions, default_start, simulate_to
@@ -174,10 +174,12 @@ def _simulate(
         seed=DEMO_SEED,
         out_truth=settings.path("demo", "truth.jsonl"),
         via_collector=collector_url(settings) if via_collector else None,
+        rate=rate,
         write_key=demo_write_key(settings) if via_collector else None,
     )
-    end = datetime.fromtimestamp(config.end_ts, UTC)
-    window = {"start": config.start, "end": end, "since": datetime.now(UTC)}
+    # the last day's sessions may run past midnight, and the edge moves times by milliseconds
+    end = datetime.fromtimestamp(config.end_ts, UTC) + timedelta(days=1)
+    window = {"start": config.start - timedelta(hours=1), "end": end, "since": datetime.now(UTC)}
     ch = client(settings, autogenerate_session_id=False)
     if warning := _earlier_run(ch, options.out_truth, config):
         print(warning)
@@ -231,6 +233,7 @@ def run(
     days: int = DEMO_DAYS,
     *,
     via_collector: bool = False,
+    rate: float | None = None,
 ) -> int:
     """Start everything, simulate, wait for ClickHouse, report."""
     from omnijourney.status_board import catch_up
@@ -240,7 +243,7 @@ def run(
     worker_health = _start_stack(settings, via_collector)
     where = "through the collector" if via_collector else "into Kafka"
     print(f"\nsimulating {customers:,} customers over {days} days (seed {DEMO_SEED}) {where} ...")
-    outcome, board, poller = _simulate(settings, customers, days, via_collector)
+    outcome, board, poller = _simulate(settings, customers, days, via_collector, rate)
     print(outcome.report)
 
     print("\nwaiting until ClickHouse has caught up ...")

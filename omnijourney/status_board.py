@@ -206,21 +206,27 @@ def catch_up(
     touchpoints: int,
     dead_letters: int,
     timeout_s: float,
+    stall_s: float = 60.0,
     settle_polls: int = 3,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CatchUp:
     """Wait until ClickHouse holds the expected touchpoints and dead letters and the figures
-    stop changing (merges and late touches still re-version journeys), showing the line."""
+    stop changing (merges and late touches still re-version journeys), showing the line.
+
+    Gives up after `timeout_s`, or once nothing changed for `stall_s` (what is missing then
+    is not on its way)."""
     monotonic = board.monotonic
-    started = monotonic()
+    started = changed = monotonic()
     seen: list[tuple[float, PipelineFigures]] = []
     steady = 0
     figures = poller.latest
-    while monotonic() - started < timeout_s:
+    while monotonic() - started < timeout_s and monotonic() - changed < stall_s:
         figures = poller.poll()
         now = monotonic()
         if figures is not None:
             steady = steady + 1 if seen and seen[-1][1] == figures else 0
+            if steady == 0:
+                changed = now
             seen = [*seen[-4:], (now, figures)]
         if board.due() or steady >= settle_polls:
             board.show(_catch_up_line(board, figures, touchpoints, seen), now)

@@ -97,6 +97,26 @@ def test_wrong_merges_count_different_customer_ids() -> None:
     # P2 without an account: mixing people, but no two customer ids in one customer
     merges = wrong_merges(PREDICTED, TRUTH, {"P1": "C-1"})
     assert (merges.mixed, merges.conflicting, merges.examples) == (1, 0, ())
+    assert merges.two_customer_ids == 0
+
+
+def test_two_customer_ids_in_one_customer_and_mixing_through_a_shared_identifier() -> None:
+    truth = {"customer_id:C-1": "P1", "email_hash:a": "P1", "customer_id:C-2": "P2", "x": "P2"}
+    accounts = {"P1": "C-1", "P2": "C-2"}
+    # protection broken: one customer holds both customer ids
+    broken = {"customer_id:C-1": "K", "customer_id:C-2": "K", "email_hash:a": "K", "x": "L"}
+    merges = wrong_merges(broken, truth, accounts)
+    assert (merges.two_customer_ids, merges.conflicting, merges.conflicting_shared) == (1, 1, 0)
+    # protection held, but P2's email came along through the tablet both use
+    tablet = {
+        "customer_id:C-1": "K",
+        "device_id:tab": "K",
+        "x": "K",
+        "customer_id:C-2": "M",
+    }
+    merges = wrong_merges(tablet, truth, accounts, shared=["device_id:tab"])
+    assert (merges.two_customer_ids, merges.conflicting, merges.conflicting_shared) == (0, 1, 1)
+    assert merges.examples == ("K",)
 
 
 def test_journeys_matched_exactly() -> None:
@@ -157,7 +177,8 @@ def test_evaluate_and_the_table() -> None:
     assert result.late.correct == 1 and result.shared == 1
     table = format_table(result)
     assert "precision" in table and "0.3333" in table
-    assert "1 (must be 0)" in table
+    assert "0 (must be 0)" in table  # no customer holds two customer ids
+    assert "different customer ids  1 (0 through" in table
     assert table.splitlines()[-1].split() == ["e.g.", "wrongly", "merged", "X"]
 
 

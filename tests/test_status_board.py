@@ -108,6 +108,17 @@ def test_catching_up_waits_for_every_touchpoint_and_dead_letter_and_settled_figu
     assert "stored 100 of 100" in out.getvalue().splitlines()[-1]
 
 
+def test_catching_up_gives_up_when_nothing_changes_any_more() -> None:
+    clock = Clock()
+    poller = Poller(lambda: PipelineFigures(98, 3, 1, 0, 0), interval=1.0)
+    board = StatusBoard(io.StringIO(), lambda: poller.latest, monotonic=clock)
+    done = catch_up(
+        board, poller, touchpoints=100, dead_letters=0, timeout_s=600, stall_s=20, sleep=clock.sleep
+    )
+    assert not done.complete and done.figures == PipelineFigures(98, 3, 1, 0, 0)
+    assert 20 <= done.seconds < 25
+
+
 def test_catching_up_gives_up_after_the_timeout_and_survives_errors() -> None:
     clock = Clock()
 
