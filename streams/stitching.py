@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import faust
 import orjson
@@ -87,12 +87,22 @@ def encode_state(inbox: Inbox, state: Any) -> bytes:
     return orjson.dumps({"inbox": inbox.to_dict(), "state": state.to_dict()})
 
 
+class _Keyed(NamedTuple):
+    """A keyed stage: its table, the core's step and the loader of a stored core state."""
+
+    table: Any
+    step: Step
+    load: Callable[[Mapping[str, Any]], Any]
+
+
 class _Batch:
     """What one batch of a stage produced: outputs in order, states to write after them."""
 
-    __slots__ = ("outputs", "received", "states")
+    __slots__ = ("outputs", "received", "states", "table")
 
-    def __init__(self) -> None:
+    def __init__(self, table: Any = None) -> None:
+        self.table = table
+        """Where `states` go (None: the stage keeps no state)."""
         self.outputs: list[Output] = []
         self.states: dict[bytes, tuple[Inbox, Any]] = {}
         self.received: list[datetime] = []
@@ -136,10 +146,20 @@ class Stages:
         self.agents: dict[str, AgentT[Any]] = {
             "route": self._agent(VALID_TOPIC, "route", self._route),
             "identifiers": self._agent(
-                identifiers, "identifiers", self._keyed(self.identifiers, self._identifier_step)
+                identifiers,
+                "identifiers",
+                self._keyed(
+                    _Keyed(
+                        self.identifiers, stitcher.identifier_step, stitcher.identifier_from_dict
+                    )
+                ),
             ),
             "customers": self._agent(
-                customers, "customers", self._keyed(self.customers, self._customer_step)
+                customers,
+                "customers",
+                self._keyed(
+                    _Keyed(self.customers, stitcher.customer_step, stitcher.customer_from_dict)
+                ),
             ),
         }
 
@@ -167,9 +187,8 @@ class Stages:
             # Raises on a broker outage: the agent restarts from the last commit, nothing
             # of this batch is in a table yet, so the replay redoes exactly this batch.
             await asyncio.gather(*pending)
-        table = self.customers if stage == "customers" else self.identifiers
         for key, (inbox, state) in batch.states.items():
-            table[key] = encode_state(inbox, state)
+            batch.table[key] = encode_state(inbox, state)
         if batch.received:
             now = datetime.now(UTC)
             for received in batch.received:
@@ -189,20 +208,20 @@ class Stages:
                 log.error("touchpoints.valid: undecodable message skipped (%s)", exc)
                 self.metrics.violations.labels(stage).inc()
                 continue
-            source = f"v{message.partition}"
-            self._outputs(batch, source, message.offset, [], [self.stitcher.route(touch)])
+            sends = [self.stitcher.route(touch)]
+            self._outputs(batch, self._source(message), message.offset, [], sends)
         return batch
 
-    def _keyed(self, table: Any, step: Step) -> Callable[[str, Sequence[EventT[Any]]], _Batch]:
+    def _keyed(self, keyed: _Keyed) -> Callable[[str, Sequence[EventT[Any]]], _Batch]:
         def handle(stage: str, events: Sequence[EventT[Any]]) -> _Batch:
-            batch = _Batch()
+            batch = _Batch(keyed.table)
             for event in events:
-                self._one(stage, table, step, batch, event)
+                self._one(stage, keyed, batch, event)
             return batch
 
         return handle
 
-    def _one(self, stage: str, table: Any, step: Step, batch: _Batch, event: EventT[Any]) -> None:
+    def _one(self, stage: str, keyed: _Keyed, batch: _Batch, event: EventT[Any]) -> None:
         """One protocol message: dedupe by id, run the core, collect outputs and state."""
         message = event.message
         key: bytes = event.key or b""
@@ -213,41 +232,26 @@ class Stages:
                       message.offset, exc)  # fmt: skip
             self.metrics.violations.labels(stage).inc()
             return
-        inbox, state = batch.states.get(key) or self._load(table, key, stage)
+        inbox, state = batch.states.get(key) or _load(keyed, key)
         if message_id is not None and not inbox.accept(message_id):
             self.metrics.repeats.labels(stage).inc()
             return
         try:
-            state, records, sends = step(key.decode(), state, decoded)
+            state, records, sends = keyed.step(key.decode(), state, decoded)
         except ProtocolViolation as exc:
             log.error("%s %s: %s refused (%s)", stage, key.decode(), type(decoded).__name__, exc)
             self.metrics.violations.labels(stage).inc()
             records, sends = [], []
         if state is not None:
             batch.states[key] = (inbox, state)
-        source = f"{self.sources[message.topic]}{message.partition}"
-        self._outputs(batch, source, message.offset, records, sends)
+        self._outputs(batch, self._source(message), message.offset, records, sends)
         touch = getattr(decoded, "touch", None)
         if touch is not None and any(type(r) is JourneyUpdate for r in records):
             batch.received.append(touch.received_at)
 
-    def _load(self, table: Any, key: bytes, stage: str) -> tuple[Inbox, Any]:
-        stored = table.get(key)
-        if stored is None:
-            return Inbox(), None
-        data = orjson.loads(stored)
-        load = (
-            self.stitcher.customer_from_dict
-            if stage == "customers"
-            else self.stitcher.identifier_from_dict
-        )
-        return Inbox.from_dict(data["inbox"]), load(data["state"])
-
-    def _identifier_step(self, key: str, state: Any, message: Any) -> Any:
-        return self.stitcher.identifier_step(key, state, message)
-
-    def _customer_step(self, key: str, state: Any, message: Any) -> Any:
-        return self.stitcher.customer_step(key, state, message)
+    def _source(self, message: Any) -> str:
+        """The source log of a consumed message, as message ids name it (`v0`, `i3`, `c1`)."""
+        return f"{self.sources[message.topic]}{message.partition}"
 
     def _outputs(
         self, batch: _Batch, source: str, offset: int, records: Iterable[Record], sends: list[Send]
@@ -262,6 +266,15 @@ class Stages:
             out.append(encode_record(record))
         for index, send in enumerate(sends):
             out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
+
+
+def _load(keyed: _Keyed, key: bytes) -> tuple[Inbox, Any]:
+    """The stored inbox and core state of a key (a new inbox and None if it has none)."""
+    stored = keyed.table.get(key)
+    if stored is None:
+        return Inbox(), None
+    data = orjson.loads(stored)
+    return Inbox.from_dict(data["inbox"]), keyed.load(data["state"])
 
 
 def register_stitching(

@@ -49,6 +49,8 @@ from streams.core.records import (
 )
 
 _NEVER: Final = -(2**62)
+_TICK: Final = ""
+"""The key of `Timeline.marks` holding the last tick (no channel is named so)."""
 _new = tuple.__new__  # builds a record without the named tuple's Python-level __new__
 _US: Final = 1_000_000
 
@@ -351,7 +353,7 @@ class Timeline:
         self.rules = rules
         self.watermark = _NEVER
         self.marks: dict[str, int] = {}
-        """channel -> latest event time placed ("" -> last tick): what lateness is judged by."""
+        """channel -> latest event time placed (and `_TICK` -> last tick): judges lateness."""
         self.revision = 0
         """Version of the records of the last change (grows, also across merges)."""
         self.journeys: list[_Journey] = []
@@ -384,7 +386,7 @@ class Timeline:
         gap, longest, lateness = rules.channels.get(channel) or rules.default_channel
         marks = self.marks
         mark = marks.get(channel, _NEVER)
-        if ts < max(mark, marks.get("", _NEVER)) - lateness:
+        if ts < max(mark, marks.get(_TICK, _NEVER)) - lateness:
             self.oldest = min(self.oldest, ts)
             return [self._touchpoint(touch, self._attach(ts), True)]
         if ts > mark:
@@ -415,7 +417,7 @@ class Timeline:
         before = self.watermark
         if now_us <= before:
             return []
-        self.watermark = self.marks[""] = now_us
+        self.watermark = self.marks[_TICK] = now_us
         self.revision += 1
         records: list[Record] = []
         if self.journeys:
