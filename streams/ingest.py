@@ -21,8 +21,9 @@ from omnijourney.settings import Settings
 from schemas.deadletter import SourcePosition
 from schemas.pii import PiiHasher
 from streams.app import bytes_topic
+from streams.metrics import Metrics
 from streams.routing import LOG_APPEND_TIME, received_at, route
-from streams.topics import collector_topics, pipeline_topics
+from streams.topics import DEADLETTER_TOPIC, collector_topics, pipeline_topics
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ Clock = Callable[[], datetime]
 
 
 def _ingest(
-    outputs: Mapping[str, TopicT], hasher: PiiHasher, clock: Clock
+    outputs: Mapping[str, TopicT], hasher: PiiHasher, clock: Clock, metrics: Metrics
 ) -> Callable[[faust.StreamT[Any]], Awaitable[None]]:
     async def ingest(stream: faust.StreamT[Any]) -> None:
         warned: set[str] = set()
@@ -50,12 +51,21 @@ def _ingest(
             received = received_at(message.timestamp, message.timestamp_type, now=clock())
             record = route(message.value, source=source, received=received, hasher=hasher)
             await outputs[record.topic].send(key=record.key, value=record.value)
+            metrics.events_in.labels("ingest").inc()
+            metrics.events_out.labels("ingest", record.topic).inc()
+            if record.topic == DEADLETTER_TOPIC:
+                metrics.dead_letters.labels("ingest").inc()
 
     return ingest
 
 
 def register_ingest(
-    app: faust.App, settings: Settings, *, hasher: PiiHasher, clock: Clock
+    app: faust.App,
+    settings: Settings,
+    *,
+    hasher: PiiHasher,
+    clock: Clock,
+    metrics: Metrics | None = None,
 ) -> dict[str, AgentT[Any]]:
     """Add an ingest agent for every channel topic; the agents by source topic."""
     specs = {spec.name: spec for spec in pipeline_topics(settings)}
@@ -64,5 +74,5 @@ def register_ingest(
     agents: dict[str, AgentT[Any]] = {}
     for name in raw:
         agent = app.agent(bytes_topic(app, specs[name]), name=f"omnijourney.ingest.{name}")
-        agents[name] = agent(_ingest(outputs, hasher, clock))
+        agents[name] = agent(_ingest(outputs, hasher, clock, metrics or Metrics()))
     return agents

@@ -88,7 +88,8 @@ def build(settings: Settings) -> faust.App:
     """The worker's app with every stage registered."""
     app = create_app(settings)
     metrics = Metrics()
-    register_ingest(app, settings, hasher=hasher_from_settings(settings), clock=utc_now)
+    hasher = hasher_from_settings(settings)
+    register_ingest(app, settings, hasher=hasher, clock=utc_now, metrics=metrics)
     register_stitching(app, settings, metrics=metrics)
     register_health(app, settings.kafka.bootstrap)
     register_metrics(app, metrics)

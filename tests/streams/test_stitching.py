@@ -11,6 +11,7 @@ happened.
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from schemas.contracts import PUBLIC_TOPICS
 from schemas.emitter import Emitter
 from schemas.examples import examples
 from schemas.pii import PiiHasher
+from schemas.topics import topic_for
 from tests.pipeline_support import PII_KEY, Worker, end_offsets
 
 pytestmark = pytest.mark.kafka
@@ -190,18 +192,40 @@ def test_the_worker_exposes_prometheus_metrics_of_every_stage(
     run = uuid.uuid4().hex[:10]
     events = story(run)
     journey_touches = [e for e in events if e["channel"] != "crm"]
+    asyncio.run(_poison(kafka_bootstrap))
     asyncio.run(_run_story(kafka_bootstrap, run, len(events), len(journey_touches)))
-    url = f"http://127.0.0.1:{worker.port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
+    dead = 'omnijourney_dead_letters_total{stage="ingest"}'
+    deadline = time.monotonic() + 60
+    samples = _metrics(worker)
+    while samples.get(dead, 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        samples = _metrics(worker)
+    assert samples[dead] >= 1
+    assert samples['omnijourney_stage_events_in_total{stage="ingest"}'] >= len(events)
     for stage in ("route", "identifiers", "customers"):
         assert samples[f'omnijourney_stage_events_in_total{{stage="{stage}"}}'] > 0
     assert samples["omnijourney_merges_total"] >= 3  # the story's four profiles became one
     assert samples["omnijourney_end_to_end_latency_seconds_count"] > 0
     assert any(name.startswith("omnijourney_consumer_lag{") for name in samples)
+
+
+async def _poison(bootstrap: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic_for("web"), b"{not json", key=b"poison")
+    finally:
+        await producer.stop()
+
+
+def _metrics(worker: Worker) -> dict[str, float]:
+    """The worker's Prometheus samples by name and labels."""
+    url = f"http://127.0.0.1:{worker.port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
