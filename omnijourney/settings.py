@@ -359,6 +359,21 @@ class WorkerSettings(BaseModel):
         le=10_000,
         description="How long a stitching stage waits to fill a batch (adds up to it to latency).",
     )
+    allowed_lateness_h: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Allowed lateness in hours by channel, overriding the core's retail defaults "
+            "(key `*`: every channel). Later events are kept but not placed in journeys."
+        ),
+    )
+
+    @field_validator("allowed_lateness_h")
+    @classmethod
+    def _lateness_is_sane(cls, value: dict[str, float]) -> dict[str, float]:
+        for channel, hours in value.items():
+            if not 0 <= hours <= 24 * 90:
+                raise ValueError(f"{channel}: lateness must be 0..2160 hours, got {hours}")
+        return value
 
 
 class RetentionSettings(BaseModel):

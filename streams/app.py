@@ -7,14 +7,17 @@ it, instead of being dropped by Faust's deserializer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TopicT
+from faust.types import TP, TopicT
 
 from omnijourney.settings import Settings
+from streams.offsets import commit_point
 from streams.topics import TopicSpec
 
 
@@ -31,8 +34,56 @@ class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _ReadCommittedConsumer(faust_aiokafka.Consumer):
+    """Reads committed data only, and forgets acked offsets only once Kafka confirmed them.
+
+    Faust drops the acked offsets of a commit before it knows the commit succeeded; a commit
+    refused by a rebalance then leaves a hole that stalls the partition (streams.offsets).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._confirmed: dict[TP, int] = {}
+        """Per partition, the committed offset Kafka confirmed (read at seek, or ours)."""
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        offsets = await super().seek_to_committed()
+        for tp, offset in offsets.items():
+            if offset is not None and offset >= 0:
+                self._confirmed[ensure_TP(tp)] = offset
+        return offsets
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        assigned = self.assignment()
+        done = await super()._commit(offsets)
+        if done:
+            self._confirmed.update({tp: o for tp, o in offsets.items() if tp in assigned})
+        return done
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self._confirmed.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        top = max(acked) + 1
+        gaps: list[tuple[int, int]] = []
+        tree = self._gap[tp]
+        if tree:
+            gaps = [(i.begin, i.end) for i in tree.overlap(0, top)]
+            if gaps:
+                tree.chop(0, max(top, *(end for _, end in gaps)))
+        point, keep = commit_point(self._confirmed.get(tp), acked, gaps)
+        acked[:] = keep
+        index = self._acked_index[tp]
+        index.clear()
+        index.update(keep)
+        return point
 
 
 class _Transport(faust_aiokafka.Transport):

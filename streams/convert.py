@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from omnijourney.settings import Settings
 from schemas.envelope import TouchpointBase
+from streams.core.config import CoreConfig
 from streams.core.model import Consent, Identifier, PropertyValue, Touch
 
 _SCALARS = (str, int, float, bool)
@@ -56,3 +60,23 @@ def to_touch(touchpoint: TouchpointBase) -> Touch:
         currency=currency,
         properties=properties,
     )
+
+
+def core_config(settings: Settings) -> CoreConfig:
+    """The core's rules with the settings' overrides (allowed lateness by channel)."""
+    base = CoreConfig()
+    overrides = settings.worker.allowed_lateness_h
+    if not overrides:
+        return base
+    every = overrides.get("*")
+
+    def lateness(name: str, rule: Any) -> Any:
+        hours = overrides.get(name, every)
+        return rule if hours is None else replace(rule, allowed_lateness=timedelta(hours=hours))
+
+    channels = {name: lateness(name, rule) for name, rule in base.channels.items()}
+    for name in overrides.keys() - channels.keys() - {"*"}:
+        channels[name] = lateness(name, base.default_channel)
+    config = replace(base, channels=channels, default_channel=lateness("*", base.default_channel))
+    # Event ids must be remembered at least as long as events may still be placed.
+    return replace(config, dedupe_horizon=max(base.dedupe_horizon, config.max_lateness))

@@ -12,7 +12,8 @@ Three agents, one per key kind of the core's protocol:
 
 Effectively once over Kafka's at-least-once (decision 0010): each stage takes a batch, runs
 the core over it (states in a batch-local overlay), sends every output and waits until the
-broker has them all, and only then writes the tables. Every protocol message carries a
+broker has them all, only then writes the tables and waits for their changelog records, and
+only then acks the batch's offsets for commit. Every protocol message carries a
 `MessageId` (source partition, offset, index) and each key's `Inbox` drops what it applied
 already, so a replay after a crash changes nothing twice and re-sends only identical,
 versioned records.
@@ -34,7 +35,7 @@ from omnijourney.exceptions import OmnijourneyError, ProtocolViolation
 from omnijourney.settings import Settings
 from schemas.validation import decode_touchpoint
 from streams.app import bytes_topic
-from streams.convert import to_touch
+from streams.convert import core_config, to_touch
 from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_dict
 from streams.core.delivery import Inbox, MessageId
 from streams.core.records import JourneyUpdate, LinkRejection, Merge, Record
@@ -187,8 +188,14 @@ class Stages:
             # Raises on a broker outage: the agent restarts from the last commit, nothing
             # of this batch is in a table yet, so the replay redoes exactly this batch.
             await asyncio.gather(*pending)
-        for key, (inbox, state) in batch.states.items():
-            batch.table[key] = encode_state(inbox, state)
+        # The table writes' changelog records are awaited too: the batch's offsets are acked
+        # (and then committed) only after the broker has every state they led to.
+        writes = [
+            _write(batch.table, key, encode_state(inbox, state))
+            for key, (inbox, state) in batch.states.items()
+        ]
+        if writes:
+            await asyncio.gather(*writes)
         if batch.received:
             now = datetime.now(UTC)
             for received in batch.received:
@@ -268,6 +275,16 @@ class Stages:
             out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
 
 
+def _write(table: Any, key: bytes, value: bytes) -> Awaitable[Any]:
+    """Store a table value and send it to the changelog; the future is the broker's ack.
+
+    `table[key] = value` would send it too, but through Faust's producer buffer without a
+    handle to wait on, and Faust's pre-commit flush gives up on that buffer after 0.1 s idle.
+    """
+    table.data[key] = value
+    return table.send_changelog(None, key, value)  # type: ignore[no-any-return]
+
+
 def _load(keyed: _Keyed, key: bytes) -> tuple[Inbox, Any]:
     """The stored inbox and core state of a key (a new inbox and None if it has none)."""
     stored = keyed.table.get(key)
@@ -284,4 +301,4 @@ def register_stitching(
     metrics: Metrics | None = None,
 ) -> Stages:
     """Add the route, identifier and customer agents (and their tables) to the app."""
-    return Stages(app, settings, stitcher or Stitcher(), metrics or Metrics())
+    return Stages(app, settings, stitcher or Stitcher(core_config(settings)), metrics or Metrics())

@@ -9,6 +9,7 @@ must be a byte-identical repeat of the same key and version.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections import defaultdict
@@ -21,13 +22,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from omnijourney.simulator.config import SimulationConfig
-from omnijourney.simulator.generator import Emission, simulate
+from omnijourney.settings import Settings
 from schemas.contracts import PUBLIC_TOPICS
 from schemas.emitter import Emitter
+from schemas.examples import examples
 from schemas.pii import PiiHasher
 from schemas.validation import decode_touchpoint
-from streams.convert import to_touch
+from streams.convert import core_config, to_touch
 from streams.core import Stitcher
 from streams.core.simulation import Simulator
 from streams.topics import VALID_TOPIC, raw_topic_names
@@ -42,21 +43,56 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.recovery]
 HASHER = PiiHasher(PII_KEY.encode(), "US")
 
 
+PATIENCE_HOURS = '{"*": 48}'
+PATIENCE = {"OMNIJOURNEY_WORKER__ALLOWED_LATENESS_H": PATIENCE_HOURS}
+"""Every channel may be two days late and the stream spans one day: no touch is ever late, so
+the core's result does not depend on the arrival order, and any undisturbed run ends the same
+(the core's hypothesis property `test_merges_combine_open_sessions_and_journeys_in_event_time`).
+With the retail lateness, which touches end up late depends on how far the kill delays some
+partitions behind others, and that is the rule working, not a fault of the takeover."""
+
+_TEMPLATES = {(e["channel"], e["type"]): e for e in examples()}
+_PRIMARY = {"web": "anonymous_id", "app": "device_id", "pos": "loyalty_id", "email": "customer_id"}
+_KINDS = [
+    ("web", "page_view"), ("web", "product_view"), ("web", "add_to_cart"), ("web", "login"),
+    ("web", "purchase"), ("app", "screen_view"), ("app", "product_view"), ("app", "login"),
+    ("app", "purchase"), ("pos", "store_visit"), ("pos", "loyalty_scan"), ("pos", "return"),
+    ("email", "open"), ("email", "click"),
+]  # fmt: skip
+
+
 def _records(seed: int) -> tuple[list[tuple[str, bytes, bytes]], set[str]]:
-    """A realistic simulation's producer records, and the event ids in them."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
-    config = SimulationConfig(customers=400, days=5, start=start, seed=seed, malformed_share=0)
+    """Producer records of 250 people over a day: each has a cookie, an app device, a card
+    and a customer id, links them by logging in or showing the card, and shares nothing."""
+    rng = random.Random(seed)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     emitter = Emitter(HASHER)
-    out: list[tuple[str, bytes, bytes]] = []
-    events: set[str] = set()
-    for item in simulate(config, HASHER):
-        if isinstance(item, Emission) and item.event is not None:
-            event = {**item.event, "event_id": f"{seed}-{item.event['event_id']}"}
-            event.pop("sent_at", None)  # keep occurred_at exactly as simulated
-            topic, key, value = emitter.record(event, now=datetime.now(UTC))
-            out.append((topic, key, value))
-            events.add(event["event_id"])
-    return out, events
+    events: list[dict[str, Any]] = []
+    for person in range(250):
+        ids = {
+            "anonymous_id": f"ajs-{seed}-{person}",
+            "device_id": f"dev-{seed}-{person}",
+            "loyalty_id": f"LOY-{seed}-{person}",
+            "customer_id": f"CUST-{seed}-{person}",
+        }
+        for _ in range(rng.randint(3, 12)):
+            channel, type_ = rng.choice(_KINDS)
+            kinds = {_PRIMARY[channel]}
+            if type_ in ("login", "purchase") or rng.random() < 0.2:
+                kinds.add("customer_id")
+            at = start + timedelta(seconds=rng.randint(0, 86_000))
+            events.append({
+                **_TEMPLATES[(channel, type_)],
+                "event_id": f"{seed}-{uuid.UUID(int=rng.getrandbits(128))}",
+                "identities": [{"kind": kind, "value": ids[kind]} for kind in sorted(kinds)],
+                "occurred_at": at.isoformat(),
+            })  # fmt: skip
+    events.sort(key=lambda event: event["occurred_at"])
+    out = []
+    for event in events:
+        event.pop("sent_at", None)  # keep occurred_at exactly as generated
+        out.append(tuple(emitter.record(event, now=datetime.now(UTC))))
+    return out, {event["event_id"] for event in events}
 
 
 async def _produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
@@ -144,6 +180,15 @@ def _final(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
         data = {k: v for k, v in record.items() if k not in ("version", "supersedes")}
         data["customer_id"] = resolve(str(data["customer_id"]))
         view[key] = data
+    # Customer ids are minted from whichever touch arrived first, so they name a customer by
+    # arrival order; the customer's earliest event id names it whatever the order.
+    names: dict[str, str] = {}
+    for (kind, event_id), data in view.items():
+        if kind == "touch":
+            customer = data["customer_id"]
+            names[customer] = min(names.get(customer, event_id), event_id)
+    for data in view.values():
+        data["customer_id"] = names.get(data["customer_id"], data["customer_id"])
     return view
 
 
@@ -159,6 +204,7 @@ def test_a_sigkilled_worker_hands_over_without_loss_or_double_counting(
     settings = {
         "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": "1.0",
         "OMNIJOURNEY_WORKER__LOG_LEVEL": "info",  # the logs say where a takeover stalls
+        **PATIENCE,
     }
     first = Worker(kafka_bootstrap, tmp_path / "first", group_id=group, **settings)
     second = Worker(kafka_bootstrap, tmp_path / "second", group_id=group, **settings)
@@ -198,7 +244,8 @@ def test_a_sigkilled_worker_hands_over_without_loss_or_double_counting(
     assert all(len(values) == 1 for values in by_identity.values())
 
     # The same final journeys as the undisturbed core over the same validated touchpoints.
-    sim = Simulator(Stitcher(), partitions=3, seed=0)
+    patient = Settings(worker={"allowed_lateness_h": orjson.loads(PATIENCE_HOURS)})
+    sim = Simulator(Stitcher(core_config(patient)), partitions=3, seed=0)
     sim.submit(to_touch(touchpoint) for touchpoint in valid)
     baseline = _final([record.to_dict() for record in sim.run()])
     final = _final(live)
