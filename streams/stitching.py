@@ -43,6 +43,8 @@ from streams.topics import (
     TOPIC_OF_RECORD,
     VALID_TOPIC,
     customers_topic,
+    erasure_topics,
+    erasures_topic,
     identifiers_topic,
     stitching_topics,
 )
@@ -105,6 +107,7 @@ class _Batch:
         """Where `states` go (None: the stage keeps no state)."""
         self.outputs: list[Output] = []
         self.states: dict[bytes, tuple[Inbox, Any]] = {}
+        """Key -> (inbox, core state) to write; a None state deletes the key."""
         self.received: list[datetime] = []
         """received_at of the touches whose journey changed (for the latency histogram)."""
 
@@ -122,8 +125,15 @@ class Stages:
         self.batch_wait = settings.worker.batch_wait_ms / 1000
         specs = {spec.name: spec for spec in stitching_topics(settings)}
         identifiers, customers = identifiers_topic(settings), customers_topic(settings)
-        self.internal = {Topic.IDENTIFIER: identifiers, Topic.CUSTOMER: customers}
-        self.sources = {VALID_TOPIC: "v", identifiers: "i", customers: "c"}
+        # the stages answer erasure requests on the coordinator's topic (streams.erasure)
+        specs.update((spec.name, spec) for spec in erasure_topics(settings))
+        erasures = erasures_topic(settings)
+        self.internal = {
+            Topic.IDENTIFIER: identifiers,
+            Topic.CUSTOMER: customers,
+            Topic.ERASURE: erasures,
+        }
+        self.sources = {VALID_TOPIC: "v", identifiers: "i", customers: "c", erasures: "e"}
         self.topics: dict[str, TopicT] = {
             name: bytes_topic(app, spec) for name, spec in specs.items()
         }
@@ -188,7 +198,10 @@ class Stages:
             # of this batch is in a table yet, so the replay redoes exactly this batch.
             await asyncio.gather(*pending)
         for key, (inbox, state) in batch.states.items():
-            batch.table[key] = encode_state(inbox, state)
+            if state is not None:
+                batch.table[key] = encode_state(inbox, state)
+            elif key in batch.table:
+                del batch.table[key]  # erased: a tombstone on the changelog
         if batch.received:
             now = datetime.now(UTC)
             for received in batch.received:
@@ -244,6 +257,11 @@ class Stages:
             records, sends = [], []
         if state is not None:
             batch.states[key] = (inbox, state)
+        elif key in batch.states or key in keyed.table:
+            # Erased, inbox and all: a later message to the key starts afresh. A replay of an
+            # older one cannot bring it back: the coordinator waits until this stage
+            # committed past the erasure before it confirms anything (streams.erasure).
+            batch.states[key] = (Inbox(), None)
         self._outputs(batch, self._source(message), message.offset, records, sends)
         touch = getattr(decoded, "touch", None)
         if touch is not None and any(type(r) is JourneyUpdate for r in records):
