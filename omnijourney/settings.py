@@ -327,6 +327,24 @@ class TopicSettings(BaseModel):
         "there until the ingest stage hashes it: keep it short).",
     )
     deadletter_retention_days: float = Field(default=30.0, gt=0)
+    compaction_min_lag_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="min.compaction.lag.ms of the compacted public topics (journeys.updates, "
+        "identity.*): a consumer less than this far behind (the sink) sees every record.",
+    )
+    compaction_max_lag_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="max.compaction.lag.ms of the compacted public topics: an erased "
+        "customer's records are physically removed at most this long after its tombstone.",
+    )
+
+    @model_validator(mode="after")
+    def _lags_ordered(self) -> TopicSettings:
+        if self.compaction_max_lag_hours < self.compaction_min_lag_hours:
+            raise ValueError("compaction_max_lag_hours must be >= compaction_min_lag_hours")
+        return self
 
 
 class WorkerSettings(BaseModel):

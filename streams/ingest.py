@@ -23,15 +23,25 @@ from schemas.pii import PiiHasher
 from streams.app import bytes_topic
 from streams.metrics import Metrics
 from streams.routing import LOG_APPEND_TIME, received_at, route
-from streams.topics import DEADLETTER_TOPIC, collector_topics, pipeline_topics
+from streams.topics import DEADLETTER_TOPIC, VALID_TOPIC, collector_topics, pipeline_topics
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Suppressed = Callable[[bytes], bool]
+"""Whether a validated touchpoint carries an identifier an erasure suppressed."""
+
+
+def _never(valid_touchpoint: bytes) -> bool:
+    return False
 
 
 def _ingest(
-    outputs: Mapping[str, TopicT], hasher: PiiHasher, clock: Clock, metrics: Metrics
+    outputs: Mapping[str, TopicT],
+    hasher: PiiHasher,
+    clock: Clock,
+    metrics: Metrics,
+    suppressed: Suppressed,
 ) -> Callable[[faust.StreamT[Any]], Awaitable[None]]:
     async def ingest(stream: faust.StreamT[Any]) -> None:
         warned: set[str] = set()
@@ -50,8 +60,11 @@ def _ingest(
             )
             received = received_at(message.timestamp, message.timestamp_type, now=clock())
             record = route(message.value, source=source, received=received, hasher=hasher)
-            await outputs[record.topic].send(key=record.key, value=record.value)
             metrics.events_in.labels("ingest").inc()
+            if record.topic == VALID_TOPIC and suppressed(record.value):
+                metrics.suppressed.inc()  # dropped before any link or row is made
+                continue
+            await outputs[record.topic].send(key=record.key, value=record.value)
             metrics.events_out.labels("ingest", record.topic).inc()
             if record.topic == DEADLETTER_TOPIC:
                 metrics.dead_letters.labels("ingest").inc()
@@ -66,6 +79,7 @@ def register_ingest(
     hasher: PiiHasher,
     clock: Clock,
     metrics: Metrics | None = None,
+    suppressed: Suppressed = _never,
 ) -> dict[str, AgentT[Any]]:
     """Add an ingest agent for every channel topic; the agents by source topic."""
     specs = {spec.name: spec for spec in pipeline_topics(settings)}
@@ -74,5 +88,5 @@ def register_ingest(
     agents: dict[str, AgentT[Any]] = {}
     for name in raw:
         agent = app.agent(bytes_topic(app, specs[name]), name=f"omnijourney.ingest.{name}")
-        agents[name] = agent(_ingest(outputs, hasher, clock, metrics or Metrics()))
+        agents[name] = agent(_ingest(outputs, hasher, clock, metrics or Metrics(), suppressed))
     return agents

@@ -41,6 +41,11 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.suppressed = Counter(
+            "omnijourney_touchpoints_suppressed",
+            "Touchpoints dropped at ingest: they carry an identifier an erasure suppressed.",
+            registry=r,
+        )
         self.merges = Counter("omnijourney_merges", "Customers merged.", registry=r)
         self.rejections = Counter(
             "omnijourney_link_rejections", "Links refused by a rule.", ["rule"], registry=r

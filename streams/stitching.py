@@ -44,6 +44,8 @@ from streams.topics import (
     TOPIC_OF_RECORD,
     VALID_TOPIC,
     customers_topic,
+    erasure_topics,
+    erasures_topic,
     identifiers_topic,
     stitching_topics,
 )
@@ -106,6 +108,7 @@ class _Batch:
         """Where `states` go (None: the stage keeps no state)."""
         self.outputs: list[Output] = []
         self.states: dict[bytes, tuple[Inbox, Any]] = {}
+        """Key -> (inbox, core state) to write; a None state deletes the key."""
         self.received: list[datetime] = []
         """received_at of the touches whose journey changed (for the latency histogram)."""
 
@@ -123,8 +126,15 @@ class Stages:
         self.batch_wait = settings.worker.batch_wait_ms / 1000
         specs = {spec.name: spec for spec in stitching_topics(settings)}
         identifiers, customers = identifiers_topic(settings), customers_topic(settings)
-        self.internal = {Topic.IDENTIFIER: identifiers, Topic.CUSTOMER: customers}
-        self.sources = {VALID_TOPIC: "v", identifiers: "i", customers: "c"}
+        # the stages answer erasure requests on the coordinator's topic (streams.erasure)
+        specs.update((spec.name, spec) for spec in erasure_topics(settings))
+        erasures = erasures_topic(settings)
+        self.internal = {
+            Topic.IDENTIFIER: identifiers,
+            Topic.CUSTOMER: customers,
+            Topic.ERASURE: erasures,
+        }
+        self.sources = {VALID_TOPIC: "v", identifiers: "i", customers: "c", erasures: "e"}
         self.topics: dict[str, TopicT] = {
             name: bytes_topic(app, spec) for name, spec in specs.items()
         }
@@ -189,13 +199,13 @@ class Stages:
             # of this batch is in a table yet, so the replay redoes exactly this batch.
             await asyncio.gather(*pending)
         # The table writes' changelog records are awaited too: the batch's offsets are acked
-        # (and then committed) only after the broker has every state they led to.
+        # (and then committed) only after the broker has every state they led to. A None
+        # state was erased: its key gets a tombstone.
         writes = [
-            _write(batch.table, key, encode_state(inbox, state))
+            _write(batch.table, key, None if state is None else encode_state(inbox, state))
             for key, (inbox, state) in batch.states.items()
         ]
-        if writes:
-            await asyncio.gather(*writes)
+        await asyncio.gather(*(write for write in writes if write is not None))
         if batch.received:
             now = datetime.now(UTC)
             for received in batch.received:
@@ -251,6 +261,11 @@ class Stages:
             records, sends = [], []
         if state is not None:
             batch.states[key] = (inbox, state)
+        elif key in batch.states or key in keyed.table:
+            # Erased, inbox and all: a later message to the key starts afresh. A replay of an
+            # older one cannot bring it back: the coordinator waits until this stage
+            # committed past the erasure before it confirms anything (streams.erasure).
+            batch.states[key] = (Inbox(), None)
         self._outputs(batch, self._source(message), message.offset, records, sends)
         touch = getattr(decoded, "touch", None)
         if touch is not None and any(type(r) is JourneyUpdate for r in records):
@@ -275,13 +290,19 @@ class Stages:
             out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
 
 
-def _write(table: Any, key: bytes, value: bytes) -> Awaitable[Any]:
-    """Store a table value and send it to the changelog; the future is the broker's ack.
+def _write(table: Any, key: bytes, value: bytes | None) -> Awaitable[Any] | None:
+    """Store a table value (None: delete the key) and send it to the changelog; the future
+    is the broker's ack (None when there was nothing to delete).
 
     `table[key] = value` would send it too, but through Faust's producer buffer without a
     handle to wait on, and Faust's pre-commit flush gives up on that buffer after 0.1 s idle.
     """
-    table.data[key] = value
+    if value is None:
+        if key not in table.data:
+            return None
+        del table.data[key]
+    else:
+        table.data[key] = value
     return table.send_changelog(None, key, value)  # type: ignore[no-any-return]
 
 

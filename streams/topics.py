@@ -21,6 +21,7 @@ from schemas.topics import (
 
 __all__ = [
     "CHANNEL_TOPICS",
+    "COMPACTED_PUBLIC_TOPICS",
     "DEADLETTER_TOPIC",
     "PUBLIC_TOPICS",
     "TOPIC_OF_RECORD",
@@ -28,6 +29,8 @@ __all__ = [
     "TopicSpec",
     "collector_topics",
     "customers_topic",
+    "erasure_topics",
+    "erasures_topic",
     "identifiers_topic",
     "pipeline_topics",
     "privacy_topics",
@@ -107,7 +110,34 @@ def customers_topic(settings: Settings) -> str:
     return f"{settings.worker.app_id}.customers"
 
 
+def erasures_topic(settings: Settings) -> str:
+    """Internal: the erasure coordinator's messages, keyed by erasure request id, per app id."""
+    return f"{settings.worker.app_id}.erasures"
+
+
 PUBLIC_TOPICS: Final = tuple(dict.fromkeys(TOPIC_OF_RECORD.values()))
+COMPACTED_PUBLIC_TOPICS: Final = ("journeys.updates", "identity.links", "identity.merges")
+"""Public topics whose state an erasure removes by tombstone (decision 0017): the journey
+state and the identity graph. The touchpoint and session streams expire by retention only."""
+
+
+def _public_config(settings: Settings, name: str) -> dict[str, str]:
+    week = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
+    if name not in COMPACTED_PUBLIC_TOPICS:
+        return week
+    topics = settings.topics
+    return {
+        # compact,delete: retention still bounds every record; compaction lets a customer's
+        # tombstone remove its older records sooner, and readers see it as gone at once.
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(7 * _DAY_MS),
+        # a consumer (the sink) less than this far behind still sees every record
+        "min.compaction.lag.ms": str(int(topics.compaction_min_lag_hours * _HOUR_MS)),
+        # an erased customer's records are physically gone at most this long after it
+        "max.compaction.lag.ms": str(int(topics.compaction_max_lag_hours * _HOUR_MS)),
+        # how long the tombstone itself stays for consumers that read the topic as a table
+        "delete.retention.ms": str(_DAY_MS),
+    }
 
 
 def stitching_topics(settings: Settings) -> tuple[TopicSpec, ...]:
@@ -122,8 +152,27 @@ def stitching_topics(settings: Settings) -> tuple[TopicSpec, ...]:
             customers_topic(settings), partitions, week, "identity and journeys, by customer"
         ),
         *(
-            TopicSpec(name, partitions, week, "public output, keyed by customer id, versioned")
+            TopicSpec(
+                name,
+                partitions,
+                _public_config(settings, name),
+                "public output, keyed by customer id, versioned",
+            )
             for name in PUBLIC_TOPICS
+        ),
+    )
+
+
+def erasure_topics(settings: Settings) -> tuple[TopicSpec, ...]:
+    """The privacy topics and the erasure coordinator's internal topic."""
+    week = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
+    return (
+        *privacy_topics(settings),
+        TopicSpec(
+            erasures_topic(settings),
+            settings.topics.partitions,
+            week,
+            "erasure coordination (answers of the stages, phases), by request id",
         ),
     )
 

@@ -1,4 +1,4 @@
-"""`omnijourney worker`: the Faust worker of the pipeline (ingest so far) with /health."""
+"""`omnijourney worker`: the Faust worker of the pipeline (ingest, stitching, erasure), /health."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from omnijourney.local.admin import declare_topics
 from omnijourney.settings import Settings
 from schemas.keystore import hasher_from_settings
 from streams.app import create_app
+from streams.erasure import register_erasure
 from streams.ingest import register_ingest
 from streams.metrics import CONTENT_TYPE, Metrics
 from streams.stitching import register_stitching
-from streams.topics import pipeline_topics, stitching_topics
+from streams.topics import erasure_topics, pipeline_topics, stitching_topics
 
 
 def utc_now() -> datetime:
@@ -89,8 +90,16 @@ def build(settings: Settings) -> faust.App:
     app = create_app(settings)
     metrics = Metrics()
     hasher = hasher_from_settings(settings)
-    register_ingest(app, settings, hasher=hasher, clock=utc_now, metrics=metrics)
-    register_stitching(app, settings, metrics=metrics)
+    stages = register_stitching(app, settings, metrics=metrics)
+    erasure = register_erasure(app, settings, stages, clock=utc_now, metrics=metrics)
+    register_ingest(
+        app,
+        settings,
+        hasher=hasher,
+        clock=utc_now,
+        metrics=metrics,
+        suppressed=erasure.suppressions.drops,
+    )
     register_health(app, settings.kafka.bootstrap)
     register_metrics(app, metrics)
     return app
@@ -103,7 +112,11 @@ def run(settings: Settings) -> int:
     loop.run_until_complete(
         declare_topics(
             settings.kafka.bootstrap,
-            (*pipeline_topics(settings), *stitching_topics(settings)[1:]),
+            (
+                *pipeline_topics(settings),
+                *stitching_topics(settings)[1:],
+                *erasure_topics(settings),
+            ),
             replication_factor=settings.topics.replication_factor,
         )
     )

@@ -34,9 +34,12 @@ class IdentifierState:
 class Profile:
     """Identifiers a live customer holds, those it is claiming, and the conflicts it knows."""
 
-    __slots__ = ("conflicts", "held", "pending", "waiting")
+    __slots__ = ("aliases", "conflicts", "held", "pending", "waiting")
 
     def __init__(self) -> None:
+        self.aliases: set[str] = set()
+        """Customers merged into this one (directly or through a merged profile): an erasure
+        of the person must reach their keys too."""
         self.held: dict[str, set[str]] = {}
         """kind -> values owned."""
         self.pending: dict[str, dict[str, int]] = {}
@@ -123,11 +126,18 @@ class Profile:
             self.conflicts.setdefault(key, conflict)
         for key, events in other.waiting.items():
             self.waiting.setdefault(key, []).extend(events)
+        self.aliases |= other.aliases
 
     def identifiers(self) -> Iterator[Identifier]:
         """Every owned identifier, in a deterministic order."""
         for kind in sorted(self.held):
             for value in sorted(self.held[kind]):
+                yield Identifier(kind, value)
+
+    def claimed(self) -> Iterator[Identifier]:
+        """Every identifier with a claim outstanding, in a deterministic order."""
+        for kind in sorted(self.pending):
+            for value in sorted(self.pending[kind]):
                 yield Identifier(kind, value)
 
     def is_settled(self) -> bool:
@@ -136,12 +146,15 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (sorted, so equal profiles serialize equally)."""
-        return {
+        data: dict[str, Any] = {
             "held": {kind: sorted(values) for kind, values in sorted(self.held.items())},
             "pending": {kind: dict(sorted(c.items())) for kind, c in sorted(self.pending.items())},
             "conflicts": {key: list(value) for key, value in sorted(self.conflicts.items())},
             "waiting": {key: list(events) for key, events in sorted(self.waiting.items())},
         }
+        if self.aliases:  # absent until a merge, so states stored before it read the same
+            data["aliases"] = sorted(self.aliases)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -156,4 +169,5 @@ class Profile:
             key: (str(rule), str(other)) for key, (rule, other) in data["conflicts"].items()
         }
         profile.waiting = {key: list(events) for key, events in data["waiting"].items()}
+        profile.aliases = {str(alias) for alias in data.get("aliases", ())}
         return profile

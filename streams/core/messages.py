@@ -2,8 +2,11 @@
 
 Identifier-keyed stage (state: which customer owns the identifier): Route, Claim, Repoint.
 Customer-keyed stage (state: profile, sessions, journeys): Assign, Granted, Conflict, Propose,
-Handover, MergeAccepted, MergeRejected, Tick. Each is a named tuple with a JSON-ready form, so
-an adapter can carry it through a Kafka topic keyed by `Send.key`.
+Handover, MergeAccepted, MergeRejected, Tick. Erasure (`streams.core.erasure` coordinates it):
+EraseIdentifier and EraseCustomer remove a key's state in the stage that owns it, which answers
+the coordinator (keyed by request id) with IdentifierErased / CustomerErased. Each is a named
+tuple with a JSON-ready form, so an adapter can carry it through a Kafka topic keyed by
+`Send.key`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Topic(StrEnum):
 
     IDENTIFIER = "identifier"
     CUSTOMER = "customer"
+    ERASURE = "erasure"
+    """Keyed by erasure request id: the answers of the stages to the erasure coordinator."""
 
 
 # --- identifier-keyed -------------------------------------------------------------------------
@@ -135,11 +140,59 @@ class Tick(NamedTuple):
     now: datetime
 
 
-IdentifierMessage = Route | Claim | Repoint
+# --- erasure ------------------------------------------------------------------------------------
+
+
+class EraseIdentifier(NamedTuple):
+    """Forget the identifier key: its state goes; the answer names its owner."""
+
+    request_id: str
+
+
+class EraseCustomer(NamedTuple):
+    """Forget the customer key: its state goes; the answer names what it linked to."""
+
+    request_id: str
+
+
+class IdentifierErased(NamedTuple):
+    """An identifier key was forgotten (`removed`: state entries deleted, 0 or 1)."""
+
+    request_id: str
+    key: str
+    owner: str
+    """The customer that owned it ('' if nobody did)."""
+    removed: int
+
+
+class CustomerErased(NamedTuple):
+    """A customer key was forgotten, with the keys of the same person it knew of."""
+
+    request_id: str
+    customer: str
+    removed: int
+    merged_into: str
+    """The survivor, if the key was an alias ('' otherwise)."""
+    aliases: tuple[str, ...]
+    """Customers merged into it."""
+    identifiers: tuple[Identifier, ...]
+    """Identifiers it held or was claiming."""
+
+
+IdentifierMessage = Route | Claim | Repoint | EraseIdentifier
 CustomerMessage = (
-    Assign | Granted | Conflict | Propose | Handover | MergeAccepted | MergeRejected | Tick
+    Assign
+    | Granted
+    | Conflict
+    | Propose
+    | Handover
+    | MergeAccepted
+    | MergeRejected
+    | Tick
+    | EraseCustomer
 )
-Message = IdentifierMessage | CustomerMessage
+ErasureAnswer = IdentifierErased | CustomerErased
+Message = IdentifierMessage | CustomerMessage | ErasureAnswer
 
 
 class Send(NamedTuple):
@@ -220,6 +273,19 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
         d["survivor"], int(d["epoch"]), _identifier(d), d["rule"], bool(d["remember"])
     ),
     "Tick": lambda d: Tick(parse_time(d["now"], "now")),
+    "EraseIdentifier": lambda d: EraseIdentifier(str(d["request_id"])),
+    "EraseCustomer": lambda d: EraseCustomer(str(d["request_id"])),
+    "IdentifierErased": lambda d: IdentifierErased(
+        str(d["request_id"]), str(d["key"]), str(d["owner"]), int(d["removed"])
+    ),
+    "CustomerErased": lambda d: CustomerErased(
+        str(d["request_id"]),
+        str(d["customer"]),
+        int(d["removed"]),
+        str(d["merged_into"]),
+        tuple(str(alias) for alias in d["aliases"]),
+        _from_ids(d["identifiers"]),
+    ),
 }
 
 

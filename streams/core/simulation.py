@@ -17,10 +17,14 @@ from datetime import datetime
 from typing import Final, cast
 
 from omnijourney.exceptions import ProtocolViolation
+from streams.core.delivery import MessageId
+from streams.core.erasure import Erasure, begin, on_answer
 from streams.core.identity import IdentifierState
 from streams.core.ids import partition_of
 from streams.core.messages import (
+    CustomerErased,
     CustomerMessage,
+    IdentifierErased,
     IdentifierMessage,
     Message,
     Send,
@@ -66,6 +70,9 @@ class Simulator:
         self.identifiers: list[dict[str, IdentifierState]] = [{} for _ in range(partitions)]
         self.customers: list[dict[str, CustomerState]] = [{} for _ in range(partitions)]
         self.records: list[Record] = []
+        self.erasures: dict[str, Erasure] = {}
+        """Erasure coordinators by request id (they stop once settling: the rest is I/O)."""
+        self._now: datetime | None = None
         self.steps = 0
         self._random = random.Random(seed)  # noqa: S311 (a replayable schedule, not secrecy)
         self._links: dict[Link, deque[tuple[str, Message | Touch]]] = {}
@@ -83,6 +90,13 @@ class Simulator:
         for partition, table in enumerate(self.customers):
             for key in table:
                 self._enqueue((_TIMER, Topic.CUSTOMER, partition), key, Tick(now))
+
+    def erase(self, request_id: str, identifier_keys: Iterable[str], now: datetime) -> None:
+        """Start an erasure request, processed by `run` up to its settling phase."""
+        self._now = now
+        erasure, sends = begin(request_id, identifier_keys, False, now)
+        self.erasures[request_id] = erasure
+        self._dispatch(_INPUT, [send for send in sends if isinstance(send, Send)])
 
     def run(self, max_steps: int = 10_000_000) -> list[Record]:
         """Deliver messages until none is left; return the records produced meanwhile."""
@@ -107,17 +121,31 @@ class Simulator:
         if isinstance(item, Touch):
             self._dispatch(_INPUT, [self.stitcher.route(item)])
             return
+        if topic == Topic.ERASURE:
+            if isinstance(item, IdentifierErased | CustomerErased):
+                origin = MessageId(link[0], self.steps, 0)
+                assert self._now is not None
+                outgoing = on_answer(self.erasures[key], item, origin, self._now)
+                # The later phases are I/O (commits, the sink, ClickHouse): stop at settling.
+                asks = [send for send in outgoing if isinstance(send, Send)]
+                self._dispatch(f"{topic}:{partition}", asks)
+            return
         if topic == Topic.IDENTIFIER:
             table = self.identifiers[partition]
             message = cast(IdentifierMessage, item)
             state, records, sends = self.stitcher.identifier_step(key, table.get(key), message)
             if state is not None:
                 table[key] = self._reload_identifier(state)
+            else:
+                table.pop(key, None)
         else:
             customers = self.customers[partition]
             event = cast(CustomerMessage, item)
             customer, records, sends = self.stitcher.customer_step(key, customers.get(key), event)
-            customers[key] = self._reload_customer(customer)
+            if customer is not None:
+                customers[key] = self._reload_customer(customer)
+            else:
+                customers.pop(key, None)
         self.records.extend(records)
         self._dispatch(f"{topic}:{partition}", sends)
         if self.observer is not None:

@@ -33,9 +33,13 @@ from streams.core.messages import (
     Assign,
     Claim,
     Conflict,
+    CustomerErased,
     CustomerMessage,
+    EraseCustomer,
+    EraseIdentifier,
     Granted,
     Handover,
+    IdentifierErased,
     IdentifierMessage,
     MergeAccepted,
     MergeRejected,
@@ -59,9 +63,12 @@ FROZEN: Final = "frozen"
 """Handed its state to an older customer; buffers until the merge is accepted or rejected."""
 ALIAS: Final = "alias"
 """Merged into an older customer: forwards everything to it."""
+ERASED: Final = "erased"
+"""Forgotten by an erasure request: the step returns no state, the adapter deletes the key."""
 
 IDENTIFIER: Final = Topic.IDENTIFIER
 CUSTOMER: Final = Topic.CUSTOMER
+ERASURE: Final = Topic.ERASURE
 _new = tuple.__new__  # builds a named tuple without its Python-level __new__
 
 
@@ -124,7 +131,8 @@ class CustomerState:
 
 def _customer_message(data: Mapping[str, Any]) -> CustomerMessage:
     message = message_from_dict(data)
-    if isinstance(message, Route | Claim | Repoint):
+    if isinstance(message, Route | Claim | Repoint | EraseIdentifier | IdentifierErased
+                  | CustomerErased):  # fmt: skip
         raise ProtocolViolation(f"{type(message).__name__}: not a customer message")
     return message
 
@@ -140,7 +148,9 @@ class _Effects:
 
 
 IdentifierStep = tuple[IdentifierState | None, list[Record], list[Send]]
-CustomerStep = tuple[CustomerState, list[Record], list[Send]]
+"""(state, records, sends); a None state: the key has no state (after an erasure: delete it)."""
+CustomerStep = tuple[CustomerState | None, list[Record], list[Send]]
+"""(state, records, sends); a None state: the key was erased (delete it)."""
 
 
 class Stitcher:
@@ -219,6 +229,12 @@ class Stitcher:
             # (repoints from a chain of merges may arrive in any order).
             state.owner = min(state.owner, message.owner)
             return state, [], []
+        if kind is EraseIdentifier:
+            assert isinstance(message, EraseIdentifier)
+            # Idempotent: an unknown key answers with nothing removed.
+            owner, removed = ("", 0) if state is None else (state.owner, 1)
+            answer = IdentifierErased(message.request_id, key, owner, removed)
+            return None, [], [Send(ERASURE, message.request_id, answer)]
         raise ProtocolViolation(f"{key}: {kind.__name__} is not an identifier message")
 
     # --- customer-keyed stage ------------------------------------------------------------------
@@ -229,11 +245,16 @@ class Stitcher:
         """Handle one message for a customer key."""
         effects = _Effects()
         if state is None:
+            if type(message) is EraseCustomer:  # nothing known: nothing to remove
+                answer = CustomerErased(message.request_id, key, 0, "", (), ())
+                return None, [], [Send(ERASURE, message.request_id, answer)]
             state = CustomerState(key)
         elif state.status == LIVE and type(message) is Assign and not message.create:
             self._touch(state, message, effects)  # the hot path, straight
             return state, effects.records, effects.sends
         self._deliver(state, message, effects)
+        if state.status == ERASED:
+            return None, effects.records, effects.sends
         return state, effects.records, effects.sends
 
     def tick(self, state: CustomerState, now: datetime) -> CustomerStep:
@@ -250,7 +271,11 @@ class Stitcher:
 
     def _deliver(self, state: CustomerState, message: CustomerMessage, fx: _Effects) -> None:
         status = state.status
-        if status == LIVE:
+        if type(message) is EraseCustomer and status != FROZEN:
+            # A frozen customer waits for its merge's answer with the erasure buffered: then it
+            # is forwarded to the survivor (accepted) or handled here (rejected).
+            self._erase(state, message, fx)
+        elif status == LIVE:
             _LIVE[type(message)](self, state, message, fx)
         elif status == ALIAS:
             self._forward(state, message, fx)
@@ -266,6 +291,22 @@ class Stitcher:
             self._answer(state, message, fx)
         else:
             state.buffer.append(message)
+
+    def _erase(self, state: CustomerState, message: EraseCustomer, fx: _Effects) -> None:
+        """Forget the customer; tell the coordinator which keys of the person it knew."""
+        profile = state.profile
+        aliases: tuple[str, ...] = ()
+        identifiers: tuple[Identifier, ...] = ()
+        if profile is not None:
+            aliases = tuple(sorted(profile.aliases))
+            identifiers = (*profile.identifiers(), *profile.claimed())
+        answer = CustomerErased(
+            message.request_id, state.customer_id, 1, state.merged_into, aliases, identifiers
+        )
+        fx.sends.append(Send(ERASURE, message.request_id, answer))
+        # What it buffered is the person's too; what it produced stays out (the coordinator
+        # removes it from the outputs).
+        state.status, state.profile, state.timeline, state.buffer = ERASED, None, None, []
 
     def _drain(self, state: CustomerState, fx: _Effects) -> None:
         """Process buffered messages in order while the customer is live."""
@@ -400,6 +441,7 @@ class Stitcher:
             fx.sends.append(Send(CUSTOMER, loser, answer))
             return
         profile.absorb(theirs)
+        profile.aliases.add(loser)
         for key in list(profile.waiting):
             kind, _, value = key.partition(":")
             if profile.holds(Identifier(kind, value)):
