@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from omnijourney.settings import Settings
-from schemas.contracts import TOPIC_OF_RECORD
+from schemas.contracts import PERSONALIZATION_TOPIC, TOPIC_OF_RECORD
 from schemas.topics import (
     CHANNEL_TOPICS,
     DEADLETTER_TOPIC,
@@ -22,6 +22,7 @@ from schemas.topics import (
 __all__ = [
     "CHANNEL_TOPICS",
     "DEADLETTER_TOPIC",
+    "PERSONALIZATION_TOPIC",
     "PUBLIC_TOPICS",
     "TOPIC_OF_RECORD",
     "VALID_TOPIC",
@@ -124,6 +125,18 @@ def stitching_topics(settings: Settings) -> tuple[TopicSpec, ...]:
         *(
             TopicSpec(name, partitions, week, "public output, keyed by customer id, versioned")
             for name in PUBLIC_TOPICS
+        ),
+        TopicSpec(
+            PERSONALIZATION_TOPIC,
+            partitions,
+            {
+                # Compacted: the latest journey per consenting customer; a tombstone (consent
+                # withdrawn, or merged) removes the customer's records within a day.
+                "cleanup.policy": "compact",
+                "max.compaction.lag.ms": str(_DAY_MS),
+                "delete.retention.ms": str(_DAY_MS),
+            },
+            "journey updates of customers who allow personalization, keyed by customer id",
         ),
     )
 

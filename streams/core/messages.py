@@ -1,9 +1,10 @@
 """Messages of the partitioned identity protocol, and the envelope that says where each goes.
 
-Identifier-keyed stage (state: which customer owns the identifier): Route, Claim, Repoint.
-Customer-keyed stage (state: profile, sessions, journeys): Assign, Granted, Conflict, Propose,
-Handover, MergeAccepted, MergeRejected, Tick. Each is a named tuple with a JSON-ready form, so
-an adapter can carry it through a Kafka topic keyed by `Send.key`.
+Identifier-keyed stage (state: which customer owns the identifier): Route, Claim, Repoint,
+ConsentNotice. Customer-keyed stage (state: profile, sessions, journeys): Assign, Granted,
+Conflict, Propose, Handover, MergeAccepted, MergeRejected, Tick, ConsentNotice. Each is a named
+tuple with a JSON-ready form, so an adapter can carry it through a Kafka topic keyed by
+`Send.key`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, NamedTuple, cast
 from omnijourney.exceptions import ProtocolViolation
 from streams.core.identity import Profile
 from streams.core.journeys import Timeline
-from streams.core.model import Identifier, Touch, iso, parse_time
+from streams.core.model import Consent, Identifier, Touch, iso, parse_time
 
 
 class Topic(StrEnum):
@@ -53,6 +54,21 @@ class Repoint(NamedTuple):
 
     identifier: Identifier
     owner: str
+
+
+class ConsentNotice(NamedTuple):
+    """The consent of a touch without analytics consent (decision 0016).
+
+    Such a touch is never placed or linked; its consent alone goes to the customer that already
+    owns the identifier (if nobody does, the identifier step forgets it: nothing is stored), so
+    that a withdrawal takes effect. Handled by both stages: the identifier step forwards it.
+    """
+
+    identifier: Identifier
+    consent: Consent
+    at: datetime
+    """When the touch occurred: the latest consent by event time wins."""
+    event_id: str
 
 
 # --- customer-keyed ---------------------------------------------------------------------------
@@ -135,9 +151,17 @@ class Tick(NamedTuple):
     now: datetime
 
 
-IdentifierMessage = Route | Claim | Repoint
+IdentifierMessage = Route | Claim | Repoint | ConsentNotice
 CustomerMessage = (
-    Assign | Granted | Conflict | Propose | Handover | MergeAccepted | MergeRejected | Tick
+    Assign
+    | Granted
+    | Conflict
+    | Propose
+    | Handover
+    | MergeAccepted
+    | MergeRejected
+    | Tick
+    | ConsentNotice
 )
 Message = IdentifierMessage | CustomerMessage
 
@@ -170,7 +194,7 @@ def message_to_dict(message: Message) -> dict[str, object]:
 
 
 def _encode(value: object) -> object:
-    if isinstance(value, Touch | Identifier | Profile | Timeline):
+    if isinstance(value, Touch | Identifier | Profile | Timeline | Consent):
         return value.to_dict()
     if isinstance(value, tuple):
         return [_encode(item) for item in value]
@@ -220,6 +244,9 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
         d["survivor"], int(d["epoch"]), _identifier(d), d["rule"], bool(d["remember"])
     ),
     "Tick": lambda d: Tick(parse_time(d["now"], "now")),
+    "ConsentNotice": lambda d: ConsentNotice(
+        _identifier(d), Consent.from_dict(d["consent"]), parse_time(d["at"], "at"), d["event_id"]
+    ),
 }
 
 

@@ -105,7 +105,9 @@ class Simulator:
     def _process(self, link: Link, key: str, item: Message | Touch) -> None:
         _, topic, partition = link
         if isinstance(item, Touch):
-            self._dispatch(_INPUT, [self.stitcher.route(item)])
+            records, sends = self.stitcher.admit(item)
+            self.records.extend(records)
+            self._dispatch(_INPUT, sends)
             return
         if topic == Topic.IDENTIFIER:
             table = self.identifiers[partition]
