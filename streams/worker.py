@@ -1,4 +1,5 @@
-"""`omnijourney worker`: the Faust worker of the pipeline (ingest so far) with /health."""
+"""`omnijourney worker`: the Faust worker of the pipeline with /health, /metrics and the
+journey lookup (`streams.lookup`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from omnijourney.settings import Settings
 from schemas.keystore import hasher_from_settings
 from streams.app import create_app
 from streams.ingest import register_ingest
+from streams.lookup import register_lookup
 from streams.metrics import CONTENT_TYPE, Metrics
 from streams.stitching import register_stitching
 from streams.topics import pipeline_topics, stitching_topics
@@ -90,7 +92,13 @@ def build(settings: Settings) -> faust.App:
     metrics = Metrics()
     hasher = hasher_from_settings(settings)
     register_ingest(app, settings, hasher=hasher, clock=utc_now, metrics=metrics)
-    register_stitching(app, settings, metrics=metrics)
+    stages = register_stitching(app, settings, metrics=metrics)
+    tables = {
+        "identifiers": stages.identifiers,
+        "customers": stages.customers,
+        "stitcher": stages.stitcher,
+    }
+    register_lookup(app, tables, hasher)
     register_health(app, settings.kafka.bootstrap)
     register_metrics(app, metrics)
     return app
