@@ -3,9 +3,10 @@
     PYTHONPATH=. python -m examples.personalization_subscriber [--from-beginning]
         [--max-messages N]
 
-Reads `journeys.updates` (a journey's state after each change) and `journeys.touchpoints`
-(every touchpoint with its customer, to know the last product a customer looked at online and
-the store the last touch happened in) and prints lines such as
+Reads `journeys.personalization` (a journey's state after each change, for customers whose
+latest consent allows personalization only; a tombstone when a customer withdraws it) and
+`journeys.touchpoints` (every touchpoint with its customer, to know the last product a
+customer looked at online and the store the last touch happened in) and prints lines such as
 
     customer c0000017a2b3 browsed product P-1001 online and is now in store S-017
 
@@ -17,6 +18,8 @@ What a consumer of the public topics must do, shown on a small scale:
 * superseded journeys (merged into another by a late touch or an identity merge) are skipped,
   and so is a new version whose line would read exactly like the last one of its journey;
 * only touchpoints whose consent allows personalization feed the product and store context;
+* a tombstone (a record without value) on the personalization topic means the customer
+  withdrew consent (or merged into another): everything kept about them is forgotten;
 * the two topics are not ordered with each other, so an update waits until the touchpoint it
   names as its last one has arrived.
 
@@ -41,7 +44,7 @@ from omnijourney.exceptions import InvalidRecord
 from omnijourney.kafka_options import client_options
 from omnijourney.settings import load_settings
 from schemas.contracts import (
-    JOURNEYS_TOPIC,
+    PERSONALIZATION_TOPIC,
     TOUCHPOINTS_TOPIC,
     EnrichedTouchpointRecord,
     JourneyUpdateRecord,
@@ -191,6 +194,13 @@ class Personalizer:
             return self.journey(record)
         return []  # another record type on a shared topic: not ours to describe
 
+    def forget(self, customer_id: str) -> None:
+        """The customer withdrew personalization consent: drop what is kept about them."""
+        self.browsed.pop(customer_id, None)
+        for journey_id, update in list(self.waiting.items()):
+            if update.customer_id == customer_id:
+                del self.waiting[journey_id]
+
     def flush(self) -> list[str]:
         """Lines of the updates still waiting for their touchpoint, described without it."""
         lines = self._say(list(self.waiting.values()))
@@ -253,6 +263,9 @@ async def follow(
             batches = await consumer.getmany(timeout_ms=1000, max_records=500)
             for message in (m for records in batches.values() for m in records):
                 read += 1
+                if message.value is None and message.key is not None:
+                    personalizer.forget(message.key.decode())  # a tombstone: consent withdrawn
+                    continue
                 try:
                     lines = personalizer.handle(message.topic, message.value or b"")
                 except InvalidRecord as exc:
@@ -274,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-beginning", action="store_true", help="read the topics' history")
     parser.add_argument("--max-messages", type=int, default=None, help="stop after N messages")
-    parser.add_argument("--updates-topic", default=JOURNEYS_TOPIC)
+    parser.add_argument("--updates-topic", default=PERSONALIZATION_TOPIC)
     parser.add_argument("--touchpoints-topic", default=TOUCHPOINTS_TOPIC)
     args = parser.parse_args(argv)
     if args.max_messages is not None and args.max_messages < 1:

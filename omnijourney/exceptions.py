@@ -82,6 +82,15 @@ class InvalidErasureRequest(InvalidRecord):
         return "invalid erasure request" + super()._summary().removeprefix("invalid record")
 
 
+class InvalidLookup(OmnijourneyError, ValueError):
+    """A journey lookup names a bad identifier type or value (never echoes the value)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 class ErasureIncomplete(TransientError):
     """Rows of an erased customer were still found after the deletion (retry the erasure)."""
 

@@ -40,12 +40,14 @@ __all__ = [
     "JOURNEYS_TOPIC",
     "LINKS_TOPIC",
     "MERGES_TOPIC",
+    "PERSONALIZATION_TOPIC",
     "PUBLIC_TOPICS",
     "RECORD_MODELS",
     "SESSIONS_TOPIC",
     "SINK_TOPICS",
     "TOPIC_OF_RECORD",
     "TOUCHPOINTS_TOPIC",
+    "AnonymousTouchpointRecord",
     "EnrichedTouchpointRecord",
     "IdentityLinkRecord",
     "JourneyUpdateRecord",
@@ -53,9 +55,11 @@ __all__ = [
     "MergeRecord",
     "PublicRecord",
     "SessionUpdateRecord",
+    "decode_personalization",
     "decode_record",
     "public_record",
     "record_from",
+    "record_key",
 ]
 
 CONTRACT_VERSION: Final = 1
@@ -71,9 +75,14 @@ LINKS_TOPIC: Final = "identity.links"
 """An identifier joined a customer (`identity_link`)."""
 MERGES_TOPIC: Final = "identity.merges"
 """Two customers became one (`merge`), or a link was refused by a rule (`link_rejection`)."""
+PERSONALIZATION_TOPIC: Final = "journeys.personalization"
+"""Journey state for personalization (`journey_update`, the contract of journeys.updates), only
+while the customer's latest consent allows personalization; compacted, keyed by customer id; a
+tombstone (no value) when the consent is withdrawn or the customer merged into another."""
 
 TOPIC_OF_RECORD: Final[dict[str, str]] = {
     "enriched_touchpoint": TOUCHPOINTS_TOPIC,
+    "anonymous_touchpoint": TOUCHPOINTS_TOPIC,
     "session_update": SESSIONS_TOPIC,
     "journey_update": JOURNEYS_TOPIC,
     "identity_link": LINKS_TOPIC,
@@ -83,7 +92,8 @@ TOPIC_OF_RECORD: Final[dict[str, str]] = {
 """The public topic of each record type."""
 
 PUBLIC_TOPICS: Final[tuple[str, ...]] = tuple(dict.fromkeys(TOPIC_OF_RECORD.values()))
-"""The topics the pipeline publishes the core's records on."""
+"""The topics the pipeline publishes the core's records on (the personalization topic, a
+consent-filtered copy of journey updates, is not among them: the sink has them already)."""
 
 SINK_TOPICS: Final[tuple[str, ...]] = (*PUBLIC_TOPICS, DEADLETTER_TOPIC)
 """Everything the ClickHouse sink copies: the public topics and the dead letters."""
@@ -183,6 +193,22 @@ class EnrichedTouchpointRecord(_Record):
     version: Version
 
 
+class AnonymousTouchpointRecord(_Record):
+    """A touchpoint without analytics consent: counted, never linked; no identifier, no
+    customer. Keyed by event id."""
+
+    record_type: Literal["anonymous_touchpoint"]
+    event_id: Id
+    channel: Token
+    type: Token
+    occurred_at: Timestamp
+    received_at: Timestamp
+    consent: ConsentEntry = ConsentEntry()
+    value: Amount | None = None
+    currency: Currency | None = None
+    properties: dict[Annotated[str, StringConstraints(min_length=1)], Scalar] = {}
+
+
 class SessionUpdateRecord(_Record):
     """A session's state after a change: one customer's activity in one channel."""
 
@@ -229,6 +255,9 @@ class JourneyUpdateRecord(_Record):
     version: Version
     supersedes: tuple[Id, ...] = ()
     superseded_by: Id | None = None
+    consent: ConsentEntry = ConsentEntry()
+    """The customer's latest known consent when this version was made (added in 1.1; absent:
+    the defaults, analytics only)."""
 
 
 class IdentityLinkRecord(_Record):
@@ -278,6 +307,7 @@ class LinkRejectionRecord(_Record):
 
 PublicRecord = (
     EnrichedTouchpointRecord
+    | AnonymousTouchpointRecord
     | SessionUpdateRecord
     | JourneyUpdateRecord
     | IdentityLinkRecord
@@ -288,6 +318,7 @@ PublicRecord = (
 
 RECORD_MODELS: Final[dict[str, type[PublicRecord]]] = {
     "enriched_touchpoint": EnrichedTouchpointRecord,
+    "anonymous_touchpoint": AnonymousTouchpointRecord,
     "session_update": SessionUpdateRecord,
     "journey_update": JourneyUpdateRecord,
     "identity_link": IdentityLinkRecord,
@@ -344,9 +375,25 @@ def record_from(data: object) -> PublicRecord:
         raise InvalidRecord(primary_reason(errors), errors) from None
 
 
-def _key(data: dict[str, Any]) -> str:
-    if data.get("record_type") == "merge":
+def decode_personalization(raw: bytes | None) -> JourneyUpdateRecord | None:
+    """A message of the personalization topic: a journey update, or None for a tombstone (the
+    customer withdrew personalization consent or merged into another: forget the key)."""
+    if raw is None:
+        return None
+    record = decode_record(raw)
+    if not isinstance(record, JourneyUpdateRecord):
+        raise _invalid("unknown_type", "record_type", "only journey_update is published here")
+    return record
+
+
+def record_key(data: dict[str, Any]) -> str:
+    """The Kafka key of a core record: its customer (a merge: the survivor; an anonymous
+    touchpoint, which has no customer: its event id)."""
+    record_type = data.get("record_type")
+    if record_type == "merge":
         return str(data["survivor_id"])
+    if record_type == "anonymous_touchpoint":
+        return str(data["event_id"])
     return str(data["customer_id"])
 
 
@@ -358,4 +405,4 @@ def public_record(data: dict[str, Any]) -> Record:
     """
     value = orjson.dumps(data)
     record = decode_record(value)
-    return Record(TOPIC_OF_RECORD[record.record_type], _key(data).encode(), value)
+    return Record(TOPIC_OF_RECORD[record.record_type], record_key(data).encode(), value)

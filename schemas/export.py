@@ -8,7 +8,12 @@ from typing import Any, Final, Literal
 
 from pydantic import TypeAdapter
 
-from schemas.contracts import CONTRACT_VERSION, RECORD_MODELS, TOPIC_OF_RECORD
+from schemas.contracts import (
+    CONTRACT_VERSION,
+    PERSONALIZATION_TOPIC,
+    RECORD_MODELS,
+    TOPIC_OF_RECORD,
+)
 from schemas.deadletter import DeadLetter
 from schemas.identity import EDGE_IDENTIFIER_KINDS
 from schemas.limits import SCHEMA_VERSION
@@ -83,6 +88,14 @@ def erasure_input_schema(ref_template: str) -> dict[str, Any]:
     return _as_input(schema)
 
 
+_ALSO_ON: Final = {
+    "journey_update": (
+        f", and, while the customer allows personalization, on {PERSONALIZATION_TOPIC} "
+        "(compacted; a tombstone forgets a customer who withdrew consent or merged)"
+    ),
+}
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every exported schema by file name."""
     version = f"v{SCHEMA_VERSION}"
@@ -111,9 +124,11 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     for record_type, model in RECORD_MODELS.items():
         schema = _schema(model, "serialization", "", "")
         schema["title"] = f"{record_type} v{CONTRACT_VERSION}"
+        key = "event id" if record_type == "anonymous_touchpoint" else "customer id"
+        also = _ALSO_ON.get(record_type, "")
         schema["description"] = (
             f"{(model.__doc__ or '').strip()} Published as JSON on "
-            f"{TOPIC_OF_RECORD[record_type]}, keyed by customer id; fields a consumer does not "
+            f"{TOPIC_OF_RECORD[record_type]}, keyed by {key}{also}; fields a consumer does not "
             "know must be ignored (a newer minor version may add some)."
         )
         schemas[f"{record_type.replace('_', '-')}.schema.json"] = schema

@@ -46,6 +46,7 @@ SHARDING_KEYS: Final[dict[str, str]] = {
     "customer_aliases": "cityHash64(alias_id)",
     "dead_letters": "cityHash64(dead_letter_id)",
     "privacy_receipts": "cityHash64(request_id)",
+    "anonymous_touchpoints": "cityHash64(event_id)",
 }
 """Sharding expression of each table: a hash of a column of its sorting key.
 

@@ -52,6 +52,7 @@ ORDER BY table_name""",
 
 RETENTION_COLUMNS: Final[dict[str, tuple[str, str]]] = {
     rows.TOUCHPOINTS: ("touchpoints_days", "occurred_at"),
+    rows.ANONYMOUS: ("touchpoints_days", "occurred_at"),
     rows.SESSIONS: ("sessions_days", "started_at"),
     rows.JOURNEYS: ("journeys_days", "started_at"),
     rows.LINKS: ("identity_days", "ingested_at"),

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from omnijourney.exceptions import InvalidRecord
 from schemas.contracts import (
+    AnonymousTouchpointRecord,
     EnrichedTouchpointRecord,
     IdentityLinkRecord,
     JourneyUpdateRecord,
@@ -42,6 +43,7 @@ REJECTIONS: Final = "identity_rejections"
 ALIASES: Final = "customer_aliases"
 DEAD_LETTERS: Final = "dead_letters"
 RECEIPTS: Final = "privacy_receipts"
+ANONYMOUS: Final = "anonymous_touchpoints"
 
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     TOUCHPOINTS: (
@@ -111,6 +113,9 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         "superseded_by",
         "version",
         "schema_version",
+        "consent_analytics",
+        "consent_personalization",
+        "consent_marketing",
     ),
     LINKS: ("customer_id", "identifier_kind", "identifier_value", "event_id", "schema_version"),
     MERGES: (
@@ -152,6 +157,19 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         "original_truncated",
         "original_redacted",
         "version",
+    ),
+    ANONYMOUS: (
+        "occurred_at",
+        "event_id",
+        "channel",
+        "type",
+        "received_at",
+        "value",
+        "currency",
+        "consent_personalization",
+        "consent_marketing",
+        "properties",
+        "schema_version",
     ),
     RECEIPTS: (
         "request_id",
@@ -247,6 +265,25 @@ def _journey(r: JourneyUpdateRecord) -> Row:
         r.superseded_by or "",
         r.version,
         r.schema_version,
+        r.consent.analytics,
+        r.consent.personalization,
+        r.consent.marketing,
+    )
+
+
+def _anonymous(r: AnonymousTouchpointRecord) -> Row:
+    return (
+        r.occurred_at,
+        r.event_id,
+        r.channel,
+        r.type,
+        r.received_at,
+        r.value,
+        r.currency or "",
+        r.consent.personalization,
+        r.consent.marketing,
+        {key: _text(value) for key, value in r.properties.items()},
+        r.schema_version,
     )
 
 
@@ -254,6 +291,8 @@ def rows_of(record: PublicRecord) -> list[TableRow]:
     """The rows one record becomes (a merge is also an alias of its survivor)."""
     if isinstance(record, EnrichedTouchpointRecord):
         return [(TOUCHPOINTS, _touchpoint(record))]
+    if isinstance(record, AnonymousTouchpointRecord):
+        return [(ANONYMOUS, _anonymous(record))]
     if isinstance(record, SessionUpdateRecord):
         return [(SESSIONS, _session(record))]
     if isinstance(record, JourneyUpdateRecord):

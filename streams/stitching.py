@@ -33,13 +33,15 @@ from faust.types import AgentT, EventT, TopicT
 
 from omnijourney.exceptions import OmnijourneyError, ProtocolViolation
 from omnijourney.settings import Settings
+from schemas.contracts import record_key
 from schemas.validation import decode_touchpoint
 from streams.app import bytes_topic
 from streams.convert import core_config, to_touch
 from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_dict
 from streams.core.delivery import Inbox, MessageId
-from streams.core.records import JourneyUpdate, LinkRejection, Merge, Record
+from streams.core.records import ConsentChange, JourneyUpdate, LinkRejection, Merge, Record
 from streams.metrics import Metrics
+from streams.personalization import personalization_outputs
 from streams.topics import (
     TOPIC_OF_RECORD,
     VALID_TOPIC,
@@ -55,15 +57,15 @@ log = logging.getLogger(__name__)
 ID_FIELD: Final = "_id"
 """The message id's field in an internal message (the core's decoders ignore it)."""
 
-Output = tuple[str, bytes, bytes]
+Output = tuple[str, bytes, bytes | None]
+"""(topic, key, value); a value of None is a tombstone (on the compacted personalization topic)."""
 Step = Callable[[str, Any, Any], tuple[Any, list[Record], list[Send]]]
 
 
 def encode_record(record: Record) -> Output:
     """(topic, key, value) of a core record on its public topic, keyed by customer id."""
     data = record.to_dict()
-    key = str(data.get("customer_id") or data.get("survivor_id") or "")
-    return TOPIC_OF_RECORD[record.record_type], key.encode(), orjson.dumps(data)
+    return TOPIC_OF_RECORD[record.record_type], record_key(data).encode(), orjson.dumps(data)
 
 
 def encode_send(send: Send, internal: Mapping[Topic, str], message_id: MessageId) -> Output:
@@ -225,8 +227,9 @@ class Stages:
                 log.error("touchpoints.valid: undecodable message skipped (%s)", exc)
                 self.metrics.violations.labels(stage).inc()
                 continue
-            sends = [self.stitcher.route(touch)]
-            self._outputs(batch, self._source(message), message.offset, [], sends)
+            # without analytics consent: an anonymous record and consent notices (decision 0016)
+            records, sends = self.stitcher.admit(touch)
+            self._outputs(batch, self._source(message), message.offset, records, sends)
         return batch
 
     def _keyed(self, keyed: _Keyed) -> Callable[[str, Sequence[EventT[Any]]], _Batch]:
@@ -285,7 +288,13 @@ class Stages:
                 self.metrics.merges.inc()
             elif isinstance(record, LinkRejection):
                 self.metrics.rejections.labels(record.rule).inc()
-            out.append(encode_record(record))
+            if kind is ConsentChange:  # a signal for the personalization topic only
+                out.extend(personalization_outputs(record))
+                continue
+            encoded = encode_record(record)
+            out.append(encoded)
+            if kind is JourneyUpdate or kind is Merge:
+                out.extend(personalization_outputs(record, encoded[2]))
         for index, send in enumerate(sends):
             out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from omnijourney.settings import Settings
-from schemas.contracts import TOPIC_OF_RECORD
+from schemas.contracts import PERSONALIZATION_TOPIC, TOPIC_OF_RECORD
 from schemas.topics import (
     CHANNEL_TOPICS,
     DEADLETTER_TOPIC,
@@ -23,6 +23,7 @@ __all__ = [
     "CHANNEL_TOPICS",
     "COMPACTED_PUBLIC_TOPICS",
     "DEADLETTER_TOPIC",
+    "PERSONALIZATION_TOPIC",
     "PUBLIC_TOPICS",
     "TOPIC_OF_RECORD",
     "VALID_TOPIC",
@@ -116,9 +117,15 @@ def erasures_topic(settings: Settings) -> str:
 
 
 PUBLIC_TOPICS: Final = tuple(dict.fromkeys(TOPIC_OF_RECORD.values()))
-COMPACTED_PUBLIC_TOPICS: Final = ("journeys.updates", "identity.links", "identity.merges")
+COMPACTED_PUBLIC_TOPICS: Final = (
+    "journeys.updates",
+    "identity.links",
+    "identity.merges",
+    PERSONALIZATION_TOPIC,
+)
 """Public topics whose state an erasure removes by tombstone (decision 0017): the journey
-state and the identity graph. The touchpoint and session streams expire by retention only."""
+state, the identity graph and the personalization feed. The touchpoint and session streams
+expire by retention only."""
 
 
 def _public_config(settings: Settings, name: str) -> dict[str, str]:
@@ -159,6 +166,18 @@ def stitching_topics(settings: Settings) -> tuple[TopicSpec, ...]:
                 "public output, keyed by customer id, versioned",
             )
             for name in PUBLIC_TOPICS
+        ),
+        TopicSpec(
+            PERSONALIZATION_TOPIC,
+            partitions,
+            {
+                # Compacted: the latest journey per consenting customer; a tombstone (consent
+                # withdrawn, or merged) removes the customer's records within a day.
+                "cleanup.policy": "compact",
+                "max.compaction.lag.ms": str(_DAY_MS),
+                "delete.retention.ms": str(_DAY_MS),
+            },
+            "journey updates of customers who allow personalization, keyed by customer id",
         ),
     )
 

@@ -1,4 +1,5 @@
-"""`omnijourney worker`: the Faust worker of the pipeline (ingest, stitching, erasure), /health."""
+"""`omnijourney worker`: the Faust worker of the pipeline (ingest, stitching, erasure) with
+/health, /metrics and the journey lookup (`streams.lookup`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from schemas.keystore import hasher_from_settings
 from streams.app import create_app
 from streams.erasure import register_erasure
 from streams.ingest import register_ingest
+from streams.lookup import register_lookup
 from streams.metrics import CONTENT_TYPE, Metrics
 from streams.stitching import register_stitching
 from streams.topics import erasure_topics, pipeline_topics, stitching_topics
@@ -100,6 +102,12 @@ def build(settings: Settings) -> faust.App:
         metrics=metrics,
         suppressed=erasure.suppressions.drops,
     )
+    tables = {
+        "identifiers": stages.identifiers,
+        "customers": stages.customers,
+        "stitcher": stages.stitcher,
+    }
+    register_lookup(app, tables, hasher)
     register_health(app, settings.kafka.bootstrap)
     register_metrics(app, metrics)
     return app

@@ -30,6 +30,7 @@ from omnijourney.local.admin import declare_topics, ensure_topics
 from omnijourney.settings import Settings
 from schemas.contracts import (
     JOURNEYS_TOPIC,
+    TOPIC_OF_RECORD,
     TOUCHPOINTS_TOPIC,
     JourneyUpdateRecord,
     decode_record,
@@ -91,10 +92,10 @@ def web_then_store(consent: Consent = YES, *, buy: bool = False) -> list[Touch]:
 
 
 def stitched(touches: list[Touch]) -> list[Record]:
-    """What the stitching core publishes for the touches."""
+    """What the stitching core publishes for the touches (not its internal signals)."""
     simulator = Simulator(Stitcher())
     simulator.submit(touches)
-    return simulator.run()
+    return [record for record in simulator.run() if record.record_type in TOPIC_OF_RECORD]
 
 
 def public(records: list[Record]) -> list[tuple[str, bytes]]:
@@ -119,6 +120,17 @@ def _customer(records: list[Record]) -> str:
 
 
 # --- the subscriber, pure ---------------------------------------------------------------------
+
+
+def test_the_subscriber_forgets_a_customer_who_withdrew_consent() -> None:
+    records = stitched(web_then_store())
+    customer = _customer(records)
+    personalizer = Personalizer()
+    touchpoints = [m for m in public(records) if m[0] == TOUCHPOINTS_TOPIC]
+    lines_of(touchpoints[:1], personalizer)
+    assert customer in personalizer.browsed
+    personalizer.forget(customer)  # a tombstone on journeys.personalization
+    assert customer not in personalizer.browsed
 
 
 def test_browsed_online_and_now_in_store() -> None:

@@ -33,13 +33,14 @@ from typing import Any, Final
 
 from streams.core.config import CoreConfig
 from streams.core.ids import journey_id, session_id
-from streams.core.model import Touch
+from streams.core.model import Consent, Touch
 from streams.core.records import (
     CONVERTED,
     EXPIRED,
     OPEN,
     SUPERSEDED,
     ChannelSwitch,
+    ConsentChange,
     Conversion,
     EnrichedTouchpoint,
     JourneyStatus,
@@ -292,9 +293,10 @@ class _Journey:
         supersedes: tuple[str, ...] = (),
         superseded_by: str | None = None,
         *,
+        consent: Consent,
         final: bool = False,
     ) -> JourneyUpdate:
-        """The journey as an output record."""
+        """The journey as an output record (with the customer's latest consent)."""
         first, last = self.events[0], self.events[-1]
         return _new(
             JourneyUpdate,
@@ -317,6 +319,7 @@ class _Journey:
                 version,
                 supersedes,
                 superseded_by,
+                consent,
             ),
         )
 
@@ -336,6 +339,9 @@ class Timeline:
     """Open sessions and journeys of one customer, with its watermark and dedupe memory."""
 
     __slots__ = (
+        "consent",
+        "consent_event",
+        "consent_us",
         "customer_id",
         "journeys",
         "marks",
@@ -366,6 +372,11 @@ class Timeline:
         self.oldest = -_NEVER
         """The smallest event time in `seen` of a touch no longer open (none: +infinity), so
         pruning is skipped until something can expire."""
+        self.consent = Consent()
+        """The customer's latest known consent: that of the touch latest by (occurred_at,
+        event_id), whatever the arrival order (the defaults until a touch says otherwise)."""
+        self.consent_us = _NEVER
+        self.consent_event = ""
 
     # --- the steps ---------------------------------------------------------------------------
 
@@ -375,6 +386,49 @@ class Timeline:
 
     def add(self, touch: Touch) -> list[Record]:
         """Place a new touch (the caller checked `knows`) and return what changed."""
+        previous = self.consent
+        if not self._learn(touch.occurred_us, touch.event_id, touch.consent):
+            return self._add(touch)
+        records = self._add(touch)
+        self._consented(previous, records)
+        return records
+
+    def notice(self, consent: Consent, at_us: int, event_id: str) -> list[Record]:
+        """A consent without a touch to place (one without analytics consent): what changed."""
+        previous = self.consent
+        if not self._learn(at_us, event_id, consent):
+            return []
+        self.revision += 1
+        records: list[Record] = []
+        self._consented(previous, records)
+        return records
+
+    def _learn(self, at_us: int, event_id: str, consent: Consent) -> bool:
+        """Take the consent if it is the latest by event time; whether the consent changed."""
+        if at_us < self.consent_us or (at_us == self.consent_us and event_id <= self.consent_event):
+            return False
+        self.consent_us, self.consent_event = at_us, event_id
+        if consent == self.consent:
+            return False
+        self.consent = consent
+        return True
+
+    def _consented(self, previous: Consent, records: list[Record]) -> None:
+        """The consent changed: every open journey is re-published with it, and the change."""
+        done = {
+            record.journey_id
+            for record in records
+            if type(record) is JourneyUpdate and record.superseded_by is None
+        }
+        customer, consent, version = self.customer_id, self.consent, self.revision
+        for journey in self.journeys:
+            if journey.journey_id not in done:
+                status = _status(journey, self.watermark)
+                records.append(journey.record(customer, status, version, consent=consent))
+        change = ConsentChange(customer, consent, previous, self.consent_event, version)
+        records.append(change)
+
+    def _add(self, touch: Touch) -> list[Record]:
         rules = self.rules
         ts = touch.occurred_us
         self.seen[touch.event_id] = ts
@@ -424,7 +478,9 @@ class Timeline:
             last = self.journeys[-1]
             status = _status(last, now_us)
             if status != _status(last, before):
-                records.append(last.record(self.customer_id, status, self.revision))
+                records.append(
+                    last.record(self.customer_id, status, self.revision, consent=self.consent)
+                )
         self._seal(records)
         if self.oldest < now_us - self.rules.dedupe:
             self._prune()
@@ -443,6 +499,8 @@ class Timeline:
         baseline.journeys.update(gone.journeys)
         baseline.sessions.update(gone.sessions)
         baseline.touches.update(gone.touches)
+        previous = self.consent
+        learned = self._learn(other.consent_us, other.consent_event, other.consent)
         for event_id, ts in other.seen.items():
             self.seen.setdefault(event_id, ts)
         self.oldest = min(self.oldest, other.oldest)
@@ -453,6 +511,8 @@ class Timeline:
                 self.marks[channel] = mark
         self.revision = max(self.revision, other.revision) + 1
         records = self._rewalk(start, theirs, baseline)
+        if learned:
+            self._consented(previous, records)
         if self.journeys:
             self._seal(records)
         if self.oldest < self.watermark - self.rules.dedupe:
@@ -498,12 +558,12 @@ class Timeline:
                 ),
             ),
             session.record(customer, version),
-            journey.record(customer, _status(journey, watermark), version),
+            journey.record(customer, _status(journey, watermark), version, consent=self.consent),
         ]
         if previous is not None and previous is not journey:
             status = _status(previous, watermark)
             if status != _status(previous, before):
-                records.append(previous.record(customer, status, version))
+                records.append(previous.record(customer, status, version, consent=self.consent))
         return records
 
     def _points(self) -> list[_Point]:
@@ -542,7 +602,7 @@ class Timeline:
         for point in points:
             self._place(point)
         rewalked = journeys[start:]
-        customer, version = self.customer_id, self.revision
+        customer, version, consent = self.customer_id, self.revision, self.consent
         records: list[Record] = []
         for point in points:
             if before.touches.get(point.event_id) != point.placement(customer):
@@ -563,7 +623,9 @@ class Timeline:
                 heir = old_journey.events[0].journey_id
                 journey_heirs.setdefault(heir, []).append(old_id)
                 tombstones.append(
-                    old_journey.record(customer, SUPERSEDED, version, superseded_by=heir)
+                    old_journey.record(
+                        customer, SUPERSEDED, version, superseded_by=heir, consent=consent
+                    )
                 )
         for journey in rewalked:
             for session in journey.sessions:
@@ -578,7 +640,7 @@ class Timeline:
             seen_journey = before.journeys.get(jid)
             if seen_journey is None or seen_journey[0] != journey.content(customer, status):
                 heirs = tuple(journey_heirs.get(jid, ()))
-                records.append(journey.record(customer, status, version, heirs))
+                records.append(journey.record(customer, status, version, heirs, consent=consent))
         records.extend(tombstones)
         return records
 
@@ -629,11 +691,20 @@ class Timeline:
                 ):
                     supersedes = record.supersedes
                     records[index] = journey.record(
-                        customer, status, self.revision, supersedes, final=True
+                        customer,
+                        status,
+                        self.revision,
+                        supersedes,
+                        final=True,
+                        consent=self.consent,
                     )
                     break
             else:
-                records.append(journey.record(customer, status, self.revision, final=True))
+                records.append(
+                    journey.record(
+                        customer, status, self.revision, final=True, consent=self.consent
+                    )
+                )
             self.sealed = (*self.sealed, (journey.events[0].ts, journey.events[-1].ts, jid))
             self.oldest = min(self.oldest, journey.events[0].ts)  # its ids are no longer open
 
@@ -653,8 +724,11 @@ class Timeline:
 
     def open_journeys(self) -> list[JourneyUpdate]:
         """Current state of the open journeys (for views and tests)."""
+        customer, consent = self.customer_id, self.consent
         return [
-            journey.record(self.customer_id, _status(journey, self.watermark), self.revision)
+            journey.record(
+                customer, _status(journey, self.watermark), self.revision, consent=consent
+            )
             for journey in self.journeys
         ]
 
@@ -673,6 +747,11 @@ class Timeline:
             "touches": [point.touch.to_dict() for point in self._points()],
             "seen": dict(self.seen),
             "sealed": [list(span) for span in self.sealed],
+            "consent": {
+                **self.consent.to_dict(),
+                "at_us": self.consent_us,
+                "event_id": self.consent_event,
+            },
         }
 
     @classmethod
@@ -686,6 +765,11 @@ class Timeline:
         timeline.seen = {str(k): int(v) for k, v in data["seen"].items()}
         timeline.oldest = min(timeline.seen.values(), default=-_NEVER)
         timeline.sealed = tuple((int(a), int(b), str(c)) for a, b, c in data["sealed"])
+        consent = data.get("consent")  # absent in states stored before decision 0016
+        if consent is not None:
+            timeline.consent = Consent.from_dict(consent)
+            timeline.consent_us = int(consent["at_us"])
+            timeline.consent_event = str(consent["event_id"])
         for item in data["touches"]:
             timeline._place(_Point(Touch.from_dict(item), rules))
         return timeline

@@ -1,10 +1,11 @@
 """Messages of the partitioned identity protocol, and the envelope that says where each goes.
 
-Identifier-keyed stage (state: which customer owns the identifier): Route, Claim, Repoint.
-Customer-keyed stage (state: profile, sessions, journeys): Assign, Granted, Conflict, Propose,
-Handover, MergeAccepted, MergeRejected, Tick. Erasure (`streams.core.erasure` coordinates it):
-EraseIdentifier and EraseCustomer remove a key's state in the stage that owns it, which answers
-the coordinator (keyed by request id) with IdentifierErased / CustomerErased. Each is a named
+Identifier-keyed stage (state: which customer owns the identifier): Route, Claim, Repoint,
+ConsentNotice. Customer-keyed stage (state: profile, sessions, journeys): Assign, Granted,
+Conflict, Propose, Handover, MergeAccepted, MergeRejected, Tick, ConsentNotice. Erasure
+(`streams.core.erasure` coordinates it): EraseIdentifier and EraseCustomer remove a key's state
+in the stage that owns it, which answers the coordinator (keyed by request id) with
+IdentifierErased / CustomerErased. Each is a named
 tuple with a JSON-ready form, so an adapter can carry it through a Kafka topic keyed by
 `Send.key`.
 """
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple, cast
 from omnijourney.exceptions import ProtocolViolation
 from streams.core.identity import Profile
 from streams.core.journeys import Timeline
-from streams.core.model import Identifier, Touch, iso, parse_time
+from streams.core.model import Consent, Identifier, Touch, iso, parse_time
 
 
 class Topic(StrEnum):
@@ -58,6 +59,21 @@ class Repoint(NamedTuple):
 
     identifier: Identifier
     owner: str
+
+
+class ConsentNotice(NamedTuple):
+    """The consent of a touch without analytics consent (decision 0016).
+
+    Such a touch is never placed or linked; its consent alone goes to the customer that already
+    owns the identifier (if nobody does, the identifier step forgets it: nothing is stored), so
+    that a withdrawal takes effect. Handled by both stages: the identifier step forwards it.
+    """
+
+    identifier: Identifier
+    consent: Consent
+    at: datetime
+    """When the touch occurred: the latest consent by event time wins."""
+    event_id: str
 
 
 # --- customer-keyed ---------------------------------------------------------------------------
@@ -179,7 +195,7 @@ class CustomerErased(NamedTuple):
     """Identifiers it held or was claiming."""
 
 
-IdentifierMessage = Route | Claim | Repoint | EraseIdentifier
+IdentifierMessage = Route | Claim | Repoint | ConsentNotice | EraseIdentifier
 CustomerMessage = (
     Assign
     | Granted
@@ -189,6 +205,7 @@ CustomerMessage = (
     | MergeAccepted
     | MergeRejected
     | Tick
+    | ConsentNotice
     | EraseCustomer
 )
 ErasureAnswer = IdentifierErased | CustomerErased
@@ -223,7 +240,7 @@ def message_to_dict(message: Message) -> dict[str, object]:
 
 
 def _encode(value: object) -> object:
-    if isinstance(value, Touch | Identifier | Profile | Timeline):
+    if isinstance(value, Touch | Identifier | Profile | Timeline | Consent):
         return value.to_dict()
     if isinstance(value, tuple):
         return [_encode(item) for item in value]
@@ -285,6 +302,9 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
         str(d["merged_into"]),
         tuple(str(alias) for alias in d["aliases"]),
         _from_ids(d["identifiers"]),
+    ),
+    "ConsentNotice": lambda d: ConsentNotice(
+        _identifier(d), Consent.from_dict(d["consent"]), parse_time(d["at"], "at"), d["event_id"]
     ),
 }
 

@@ -98,7 +98,12 @@ class Identifier:
 
 @dataclass(frozen=True, slots=True)
 class Consent:
-    """What the person agreed to; carried through to every output, not interpreted here."""
+    """What the person agreed to (decision 0016).
+
+    analytics: the touch may be linked to a customer and stored with its identifiers (without
+    it the touch is only counted anonymously); personalization: the customer's journey may be
+    published for personalization and looked up; marketing: carried for analysts to segment on.
+    """
 
     analytics: bool = True
     personalization: bool = False
@@ -111,6 +116,15 @@ class Consent:
             "personalization": self.personalization,
             "marketing": self.marketing,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Consent:
+        """Inverse of to_dict (missing flags take the defaults: analytics yes, the rest no)."""
+        return cls(
+            analytics=bool(data.get("analytics", True)),
+            personalization=bool(data.get("personalization", False)),
+            marketing=bool(data.get("marketing", False)),
+        )
 
 
 def _identities(value: Iterable[Identifier]) -> tuple[Identifier, ...]:
@@ -224,11 +238,7 @@ class Touch:
                 occurred_at=parse_time(_str(data, "occurred_at"), "occurred_at"),
                 received_at=parse_time(_str(data, "received_at"), "received_at"),
                 identities=tuple(Identifier.from_dict(item) for item in identities),
-                consent=Consent(
-                    analytics=bool(consent.get("analytics", True)),
-                    personalization=bool(consent.get("personalization", False)),
-                    marketing=bool(consent.get("marketing", False)),
-                ),
+                consent=Consent.from_dict(consent),
                 value=None if value is None else Decimal(str(value)),
                 currency=_optional_str(data, "currency"),
                 properties=properties,

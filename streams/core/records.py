@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal, NamedTuple
 
-from streams.core.model import Identifier, Touch, iso
+from streams.core.model import Consent, Identifier, Touch, iso
 
 SCHEMA_VERSION: Final = 1
 
@@ -163,6 +163,8 @@ class JourneyUpdate(NamedTuple):
     version: int
     supersedes: tuple[str, ...] = ()
     superseded_by: str | None = None
+    consent: Consent = Consent()
+    """The customer's latest known consent when this version was made (decision 0016)."""
 
     @property
     def record_type(self) -> str:
@@ -198,6 +200,62 @@ class JourneyUpdate(NamedTuple):
             version=self.version,
             supersedes=list(self.supersedes),
             superseded_by=self.superseded_by,
+            consent=self.consent.to_dict(),
+        )
+        return data
+
+
+class AnonymousTouchpoint(NamedTuple):
+    """A touch without analytics consent: counted, never linked, no identifier, no customer."""
+
+    touch: Touch
+
+    @property
+    def record_type(self) -> str:
+        """Name of the record kind in serialized form."""
+        return "anonymous_touchpoint"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form: the touch's facts without its identifiers."""
+        data = _head(self.record_type)
+        data.update(self.touch.to_dict())
+        del data["identities"]
+        return data
+
+
+class ConsentChange(NamedTuple):
+    """A customer's latest known consent changed (a newer touch or notice, or a merge).
+
+    A signal inside the worker (it drives the personalization topic), not a public record:
+    the consent itself is public on every journey update.
+    """
+
+    customer_id: str
+    consent: Consent
+    previous: Consent
+    event_id: str
+    """The touch whose consent is now the latest."""
+    version: int
+
+    @property
+    def record_type(self) -> str:
+        """Name of the record kind in serialized form."""
+        return "consent_change"
+
+    @property
+    def withdraws_personalization(self) -> bool:
+        """Personalization was allowed and no longer is."""
+        return self.previous.personalization and not self.consent.personalization
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        data = _head(self.record_type)
+        data.update(
+            customer_id=self.customer_id,
+            consent=self.consent.to_dict(),
+            previous=self.previous.to_dict(),
+            event_id=self.event_id,
+            version=self.version,
         )
         return data
 
@@ -289,5 +347,14 @@ class LinkRejection(NamedTuple):
         return data
 
 
-Record = EnrichedTouchpoint | SessionUpdate | JourneyUpdate | IdentityLink | Merge | LinkRejection
+Record = (
+    EnrichedTouchpoint
+    | SessionUpdate
+    | JourneyUpdate
+    | IdentityLink
+    | Merge
+    | LinkRejection
+    | AnonymousTouchpoint
+    | ConsentChange
+)
 """Any output of the core."""

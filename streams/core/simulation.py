@@ -119,7 +119,9 @@ class Simulator:
     def _process(self, link: Link, key: str, item: Message | Touch) -> None:
         _, topic, partition = link
         if isinstance(item, Touch):
-            self._dispatch(_INPUT, [self.stitcher.route(item)])
+            records, sends = self.stitcher.admit(item)
+            self.records.extend(records)
+            self._dispatch(_INPUT, sends)
             return
         if topic == Topic.ERASURE:
             if isinstance(item, IdentifierErased | CustomerErased):

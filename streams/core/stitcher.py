@@ -1,6 +1,8 @@
 """The step functions an adapter calls: one per key kind, deterministic, no I/O.
 
-`Stitcher.route(touch)` says where a new touch goes (its strongest identifier). Then:
+`Stitcher.admit(touch)` says what a new touch becomes: with analytics consent, a message to
+its strongest identifier (`Stitcher.route`); without, an anonymous record and consent notices
+to its identifiers' owners, nothing linked or stored (decision 0016). Then:
 
 * identifier-keyed step (state: `IdentifierState`, the owning customer): an unowned identifier
   that routes a touch creates its customer (id from the identifier and the touch time, so a
@@ -33,6 +35,7 @@ from streams.core.messages import (
     Assign,
     Claim,
     Conflict,
+    ConsentNotice,
     CustomerErased,
     CustomerMessage,
     EraseCustomer,
@@ -54,7 +57,7 @@ from streams.core.messages import (
     message_to_dict,
 )
 from streams.core.model import Identifier, Touch, micros
-from streams.core.records import IdentityLink, LinkRejection, Merge, Record
+from streams.core.records import AnonymousTouchpoint, IdentityLink, LinkRejection, Merge, Record
 
 EMBRYO: Final = "embryo"
 """Known to exist (someone learned its id) before its creating touch arrived: buffers."""
@@ -171,6 +174,19 @@ class Stitcher:
         """Sort key putting the strongest identifier first (ties by kind, then value)."""
         return (-self._priority[identifier.kind], identifier.kind, identifier.value)
 
+    def admit(self, touch: Touch) -> tuple[list[Record], list[Send]]:
+        """What a new touch becomes: a route to its customer, or (no analytics consent) an
+        anonymous record plus a consent notice to each usable identifier's owner, if any."""
+        if touch.consent.analytics:
+            return [], [self.route(touch)]
+        consent, at, event = touch.consent, touch.occurred_at, touch.event_id
+        notices = [
+            Send(IDENTIFIER, identifier.key, ConsentNotice(identifier, consent, at, event))
+            for identifier in touch.identities
+            if identifier.value not in self._blocked[identifier.kind]
+        ]
+        return [AnonymousTouchpoint(touch)], notices
+
     def route(self, touch: Touch) -> Send:
         """Where a new touch goes: its strongest usable identifier (junk values set aside)."""
         identities = touch.identities
@@ -221,6 +237,10 @@ class Stitcher:
             else:
                 answer = Conflict(message.identifier, state.owner, message.event_id)
             return state, [], [Send(CUSTOMER, claimer, answer)]
+        if kind is ConsentNotice:
+            if state is None:
+                return None, [], []  # an unknown identifier is not stored for a mere notice
+            return state, [], [Send(CUSTOMER, state.owner, message)]
         if kind is Repoint:
             assert isinstance(message, Repoint)
             if state is None:
@@ -484,6 +504,10 @@ class Stitcher:
         for waited in profile.decided(identifier):
             fx.records.append(LinkRejection(me, identifier, rule, waited, holder))
 
+    def _on_notice(self, state: CustomerState, message: ConsentNotice, fx: _Effects) -> None:
+        at = micros(message.at, "at")
+        fx.records.extend(state.live_timeline.notice(message.consent, at, message.event_id))
+
     def _on_tick(self, state: CustomerState, message: Tick, fx: _Effects) -> None:
         fx.records.extend(state.live_timeline.advance(micros(message.now, "now")))
 
@@ -501,6 +525,7 @@ _LIVE: dict[type, Callable[[Stitcher, CustomerState, Any, _Effects], None]] = {
     Propose: Stitcher._on_propose,
     Handover: Stitcher._on_handover,
     Tick: Stitcher._on_tick,
+    ConsentNotice: Stitcher._on_notice,
     MergeAccepted: Stitcher._unexpected,
     MergeRejected: Stitcher._unexpected,
 }

@@ -136,6 +136,7 @@ def journey(
     conversion: tuple[str, str, str | None] | None = None,
     supersedes: tuple[str, ...] = (),
     superseded_by: str | None = None,
+    marketing: bool = False,
 ) -> dict[str, Any]:
     """A journey_update of touches (event_id, channel, type, time); conversion (id, type, value)."""
     path: list[str] = []
@@ -181,6 +182,7 @@ def journey(
         version=version,
         supersedes=list(supersedes),
         superseded_by=superseded_by,
+        consent={"analytics": True, "personalization": False, "marketing": marketing},
     )
     return data
 
@@ -438,12 +440,41 @@ def story() -> list[dict[str, Any]]:
             version=3,
             value="30.00",
         ),
-        journey("JF", FAY, "converted", [F1, F2, F3], 3, conversion=("f3", "purchase", "30.00")),
+        journey(
+            "JF",
+            FAY,
+            "converted",
+            [F1, F2, F3],
+            3,
+            conversion=("f3", "purchase", "30.00"),
+            marketing=True,  # Fay's latest consent allows marketing
+        ),
         touch(
             *F4, fay, customer=FAY, journey=None, position=None, previous=None, version=4, late=True
         ),
     ]
+    # A visitor who refused analytics: counted, never linked, no identifier (decision 0016).
+    r.append(anonymous("z1", "web", "product_view", at(3, 11), {"product_id": "P-7"}))
     return r
+
+
+def anonymous(
+    event_id: str, channel: str, type_: str, when: datetime, properties: dict[str, Any]
+) -> dict[str, Any]:
+    """An anonymous_touchpoint record (no analytics consent)."""
+    data = _head("anonymous_touchpoint")
+    data.update(
+        event_id=event_id,
+        channel=channel,
+        type=type_,
+        occurred_at=iso(when),
+        received_at=iso(when + timedelta(seconds=2)),
+        consent={"analytics": False, "personalization": False, "marketing": True},
+        value=None,
+        currency=None,
+        properties=properties,
+    )
+    return data
 
 
 def broken() -> list[tuple[str, bytes]]:

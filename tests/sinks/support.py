@@ -35,6 +35,7 @@ TABLES = (
     rows.REJECTIONS,
     rows.ALIASES,
     rows.DEAD_LETTERS,
+    rows.ANONYMOUS,
 )
 
 
@@ -164,6 +165,7 @@ KEYS = {
     rows.REJECTIONS: "customer_id, event_id, identifier_kind, identifier_value, rule",
     rows.ALIASES: "alias_id, survivor_id",
     rows.DEAD_LETTERS: "dead_letter_id",
+    rows.ANONYMOUS: "channel, occurred_at, event_id",
 }
 """What identifies one row of each table (with its version): it must never be there twice."""
 

@@ -44,7 +44,11 @@ CORE_KEYS = {
         "last_event_id", "touch_count", "session_ids", "channel_path", "switch_count",
         "switches", "conversion_event_id", "conversion_type", "conversion_channel",
         "converted_at", "conversion_value", "conversion_currency", "version", "supersedes",
-        "superseded_by",
+        "superseded_by", "consent",
+    ],
+    "anonymous_touchpoint": [
+        "record_type", "schema_version", "event_id", "channel", "type", "occurred_at",
+        "received_at", "consent", "value", "currency", "properties",
     ],
     "identity_link": [
         "record_type", "schema_version", "customer_id", "identifier_kind", "identifier_value",

@@ -66,7 +66,12 @@ def test_migrations_are_ordered_and_named(tmp_path: Path) -> None:
 def test_retention_plan() -> None:
     retention = RetentionSettings(touchpoints_days=30, dead_letters_days=0)
     applied = {"touchpoints": 730, "sessions": 730, "journeys": 730, "dead_letters": 90}
-    assert retention_plan(retention, applied) == [("touchpoints", 30), ("dead_letters", 0)]
+    applied["anonymous_touchpoints"] = 730  # follows touchpoints_days (decision 0016)
+    assert retention_plan(retention, applied) == [
+        ("touchpoints", 30),
+        ("anonymous_touchpoints", 30),
+        ("dead_letters", 0),
+    ]
     assert ttl_statement("touchpoints", 30, "occurred_at") == (
         "ALTER TABLE touchpoints MODIFY TTL toDateTime(occurred_at) + INTERVAL 30 DAY"
     )
@@ -174,7 +179,11 @@ def test_retention_follows_the_settings(fresh: Settings) -> None:
             update={"retention": RetentionSettings(touchpoints_days=30, dead_letters_days=0)}
         )
         done = migrate(fresh.model_copy(update={"sink": sink}))
-        assert done == ["retention touchpoints: 30 days", "retention dead_letters: forever"]
+        assert done == [
+            "retention touchpoints: 30 days",
+            "retention anonymous_touchpoints: 30 days",
+            "retention dead_letters: forever",
+        ]
         assert "toIntervalDay(30)" in _create_query(conn, "touchpoints")
         assert "TTL" not in _create_query(conn, "dead_letters")
         assert migrate(fresh.model_copy(update={"sink": sink})) == []

@@ -113,6 +113,7 @@ def test_every_record_lands_exactly_once(loaded: Loaded) -> None:
         "identity_rejections": 1,
         "customer_aliases": 3,  # two merges and the re-pointed DEVICE -> ANN
         "dead_letters": 3,
+        "anonymous_touchpoints": 1,  # counted, linked to nobody
     }
     # Merges are stopped in the test database, so without FINAL every row inserted shows,
     # but versions of a key that arrive in one insert may already collapse on insert
@@ -127,10 +128,22 @@ def test_every_record_lands_exactly_once(loaded: Loaded) -> None:
         "identity_rejections": 1,
         "customer_aliases": 3,
         "dead_letters": 3,
+        "anonymous_touchpoints": 1,
     }
     assert doubled(loaded.conn) == {}
     assert loaded.stats.records == PRODUCED
     assert loaded.stats.dead_letters == 2
+
+
+def test_analysts_segment_journeys_on_marketing_consent(loaded: Loaded) -> None:
+    marketing = "SELECT journey_id FROM journeys FINAL WHERE consent_marketing ORDER BY journey_id"
+    assert column(loaded, marketing) == ["JF"]
+    # a visitor without analytics consent is counted anonymously, with no identifier anywhere
+    anonymous = loaded.conn.query(
+        "SELECT channel, type, properties FROM anonymous_touchpoints"
+    ).result_rows
+    assert anonymous == [("web", "product_view", {"product_id": "P-7"})]
+    assert column(loaded, "SELECT count() FROM touchpoints WHERE event_id = 'z1'") == [0]
 
 
 def test_broken_records_become_dead_letters_with_reason_and_field(loaded: Loaded) -> None:

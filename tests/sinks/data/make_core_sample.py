@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from schemas.contracts import TOPIC_OF_RECORD
 from streams.core import Identifier, Simulator, Stitcher, Touch
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -51,7 +52,8 @@ def main() -> None:
     simulator.tick(T0 + timedelta(days=60))
     records += simulator.run()
     out = Path(__file__).with_name("core_sample.jsonl")
-    out.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
+    public = [r for r in records if r.record_type in TOPIC_OF_RECORD]  # no internal signals
+    out.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in public))
 
 
 if __name__ == "__main__":
