@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -13,7 +14,11 @@ from schemas.privacy import decode_request
 from schemas.topics import PRIVACY_REQUESTS_TOPIC
 from tests.pipeline_support import PII_KEY, end_offsets, free_port, read_from
 
-EMAIL = "Jane.Roe@example.com"
+# Unique per run, and never the example events' identifiers: a worker that shares the broker
+# processes these requests and suppresses what they name (the example events would vanish).
+RUN = uuid.uuid4().hex[:10]
+EMAIL = f"Erase.Me.{RUN}@example.com"
+CARD = f"LOY-ERASE-{RUN}"
 
 
 @pytest.fixture
@@ -31,7 +36,7 @@ def test_erase_puts_one_hashed_request_on_the_topic_and_prints_its_id(
 ) -> None:
     monkeypatch.setenv("OMNIJOURNEY_KAFKA__BOOTSTRAP_SERVERS", kafka_bootstrap)
     argv = ["privacy", "erase", "--identifier", f"email:{EMAIL}"]
-    argv += ["--identifier", "loyalty_id:LOY-000417", "--suppress", "--by", "cli:dpo"]
+    argv += ["--identifier", f"loyalty_id:{CARD}", "--suppress", "--by", "cli:dpo"]
     assert main(argv) == 0  # creates the topic on a fresh broker
     start = asyncio.run(end_offsets(kafka_bootstrap, [PRIVACY_REQUESTS_TOPIC]))
     capsys.readouterr()
@@ -45,7 +50,7 @@ def test_erase_puts_one_hashed_request_on_the_topic_and_prints_its_id(
     hasher = PiiHasher(PII_KEY.encode(), kafka_settings.privacy.default_phone_region)
     assert [(i.kind, i.value) for i in request.identifiers] == [
         ("email_hash", hasher.email_hash(EMAIL)),
-        ("loyalty_id", "LOY-000417"),
+        ("loyalty_id", CARD),
     ]
     assert request.suppress_future and request.requested_by == "cli:dpo"
     assert b"@" not in record.value

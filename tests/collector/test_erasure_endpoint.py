@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,12 +30,16 @@ from tests.pipeline_support import (
 
 ADMIN_KEY = "admin-key-for-tests-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-EMAIL = "jane.roe@example.com"
+# Unique per run, and never the example events' identifiers: a worker that shares the broker
+# processes these requests and suppresses what they name (the example events would vanish).
+RUN = uuid.uuid4().hex[:10]
+EMAIL = f"erase.me.{RUN}@example.com"
+CARD = f"LOY-ERASE-{RUN}"
 BODY = {
     "identifiers": [
         {"kind": "email", "value": EMAIL},
-        {"kind": "phone", "value": "+1 202-555-0143"},
-        {"kind": "loyalty_id", "value": "LOY-000417"},
+        {"kind": "phone", "value": "+1 202-555-0188"},
+        {"kind": "loyalty_id", "value": CARD},
     ],
     "suppress_future": True,
 }
@@ -135,12 +140,12 @@ def test_an_erasure_request_lands_hashed_and_keyed_by_its_id(
         assert request.request_id == answer["request_id"]
         assert {(i.kind, i.value) for i in request.identifiers} == {
             ("email_hash", hasher.email_hash(EMAIL)),
-            ("phone_hash", hasher.phone_hash("+1 202-555-0143")),
-            ("loyalty_id", "LOY-000417"),
+            ("phone_hash", hasher.phone_hash("+1 202-555-0188")),
+            ("loyalty_id", CARD),
         }
         assert request.suppress_future and request.requested_by == "collector:admin-key"
         for record in records:
-            assert b"@" not in record.value and b"555-0143" not in record.value
+            assert b"@" not in record.value and b"555-0188" not in record.value
 
     asyncio.run(scenario())
 
