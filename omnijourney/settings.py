@@ -377,6 +377,14 @@ class WorkerSettings(BaseModel):
         le=10_000,
         description="How long a stitching stage waits to fill a batch (adds up to it to latency).",
     )
+    hole_rewind_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A partition whose commit waits this long on offsets nobody will ack any more "
+            "(lost by Faust in a rebalance) is read again from its commit (decision 0018)."
+        ),
+    )
     allowed_lateness_h: dict[str, float] = Field(
         default_factory=dict,
         description=(

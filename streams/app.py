@@ -14,10 +14,10 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, TopicT
+from faust.types import TP, Message, TopicT
 
 from omnijourney.settings import Settings
-from streams.offsets import commit_point
+from streams.offsets import commit_point, hole
 from streams.topics import TopicSpec
 
 
@@ -33,7 +33,7 @@ class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _ReadCommittedConsumer(faust_aiokafka.Consumer):
+class ReadCommittedConsumer(faust_aiokafka.Consumer):
     """Reads committed data only, and forgets acked offsets only once Kafka confirmed them.
 
     Faust drops the acked offsets of a commit before it knows the commit succeeded; a commit
@@ -44,6 +44,8 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._confirmed: dict[TP, int] = {}
         """Per partition, the committed offset Kafka confirmed (read at seek, or ours)."""
+        self._holes: dict[TP, tuple[int, float]] = {}
+        """Per partition waiting on a hole: the hole's offset and since when (monotonic)."""
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
@@ -67,6 +69,46 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
             self._confirmed.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
+    def ack(self, message: Message) -> bool:
+        """Record a processed message for commit; never one read during a rebalance.
+
+        Faust's streams ack, unprocessed, what they read while the flow is suspended or from
+        an older generation (so that lag does not grow), and the revoke's commit would then
+        pass it: a message lost. Such a message is dropped from the pending set instead and
+        read again after the rebalance's seek; a processed message refused here is a repeat
+        then, which the stages drop (decision 0018).
+        """
+        app = self.app
+        if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+            message.acked = True
+            self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
+
+    async def rewind_holes(self, now: float, after_s: float) -> list[tuple[TP, int]]:
+        """Read again partitions whose commit waited on the same hole for after_s seconds."""
+        in_flight: dict[TP, list[int]] = {}
+        for message in self._unacked_messages:
+            in_flight.setdefault(message.tp, []).append(message.offset)
+        rewound = []
+        for tp in self.assignment():
+            tree = self._gap.get(tp)
+            gaps = [(i.begin, i.end) for i in tree] if tree else []
+            offset = hole(
+                self._confirmed.get(tp), self._acked.get(tp, ()), in_flight.get(tp, ()), gaps
+            )
+            if offset is None:
+                self._holes.pop(tp, None)
+                continue
+            seen, since = self._holes.setdefault(tp, (offset, now))
+            if seen != offset:
+                self._holes[tp] = (offset, now)
+            elif now - since >= after_s:
+                await self.seek(tp, offset)
+                self._holes.pop(tp, None)
+                rewound.append((tp, offset))
+        return rewound
+
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]
         if not acked:
@@ -87,7 +129,7 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
 
 
 class _Transport(faust_aiokafka.Transport):
-    Consumer = _ReadCommittedConsumer
+    Consumer = ReadCommittedConsumer
 
 
 class App(faust.App):

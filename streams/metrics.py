@@ -54,6 +54,12 @@ class Metrics:
             "omnijourney_consumer_lag", "Messages behind the end of an assigned partition.",
             ["topic", "partition"], registry=r,
         )  # fmt: skip
+        self.rewinds = Counter(
+            "omnijourney_partition_rewinds",
+            "Partitions read again from their commit because it waited on a hole (decision 0018).",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.latency = Histogram(
             "omnijourney_end_to_end_latency_seconds",
             "From a touchpoint's received_at to the journey update it caused.",

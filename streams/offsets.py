@@ -40,3 +40,27 @@ def commit_point(
             break
         end += 1
     return (end if end > start else None), keep
+
+
+def hole(
+    confirmed: int | None,
+    acked: Iterable[int],
+    in_flight: Iterable[int],
+    gaps: Iterable[tuple[int, int]] = (),
+) -> int | None:
+    """The offset a partition should be read again from, if its commit waits on a hole.
+
+    A hole: offsets after the confirmed commit were acked, the head was not, and no message
+    still being processed covers it, so no ack will ever fill it (Faust lost track of those
+    messages in a rebalance). Reading again from the confirmed offset fills it; the repeats
+    are harmless (decision 0010). None when the partition can commit or will.
+    """
+    if confirmed is None:
+        return None
+    point, keep = commit_point(confirmed, acked, gaps)
+    if point is not None or not keep:
+        return None
+    first_acked = keep[0]
+    if any(confirmed <= offset < first_acked for offset in in_flight):
+        return None  # the head is being processed: its ack will come
+    return confirmed

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,13 +15,15 @@ from faust.web import Request, Response, View
 from omnijourney.local.admin import declare_topics
 from omnijourney.settings import Settings
 from schemas.keystore import hasher_from_settings
-from streams.app import create_app
+from streams.app import ReadCommittedConsumer, create_app
 from streams.erasure import register_erasure
 from streams.ingest import register_ingest
 from streams.lookup import register_lookup
 from streams.metrics import CONTENT_TYPE, Metrics
 from streams.stitching import register_stitching
 from streams.topics import erasure_topics, pipeline_topics, stitching_topics
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -87,6 +91,21 @@ def register_metrics(app: faust.App, metrics: Metrics) -> None:
         return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE.split(";")[0])
 
 
+def register_hole_guard(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """Every few seconds, read again the partitions whose commit waits on a lost hole."""
+    after = settings.worker.hole_rewind_s
+
+    @app.timer(interval=max(1.0, after / 6))  # type: ignore[untyped-decorator]
+    async def rewind_holes() -> None:
+        consumer = app.consumer
+        if app.rebalancing or not isinstance(consumer, ReadCommittedConsumer):
+            return
+        for tp, offset in await consumer.rewind_holes(time.monotonic(), after):
+            log.warning("%s[%d]: commit waited on a hole; reading again from %d",
+                        tp.topic, tp.partition, offset)  # fmt: skip
+            metrics.rewinds.labels(tp.topic, str(tp.partition)).inc()
+
+
 def build(settings: Settings) -> faust.App:
     """The worker's app with every stage registered."""
     app = create_app(settings)
@@ -110,6 +129,7 @@ def build(settings: Settings) -> faust.App:
     register_lookup(app, tables, hasher)
     register_health(app, settings.kafka.bootstrap)
     register_metrics(app, metrics)
+    register_hole_guard(app, settings, metrics)
     return app
 
 

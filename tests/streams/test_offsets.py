@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.offsets import commit_point
+from streams.offsets import commit_point, hole
 
 
 @st.composite
@@ -68,3 +68,25 @@ def test_a_hole_at_the_head_holds_the_commit_and_keeps_what_is_acked() -> None:
     assert keep == list(range(10969, 11410))
     point, _ = commit_point(10942, [*range(10942, 10969), *keep])
     assert point == 11410
+
+
+def test_a_hole_nobody_is_processing_is_read_again_from_the_commit() -> None:
+    assert hole(1000, range(1002, 1186), in_flight=[]) == 1000
+    assert hole(1000, range(1002, 1186), in_flight=[1000]) is None  # its ack will come
+    assert hole(1000, range(1000, 1186), in_flight=[]) is None  # it can commit
+    assert hole(1000, [], in_flight=[]) is None  # nothing acked: nothing waits
+    assert hole(1000, range(1002, 1186), in_flight=[], gaps=[(1000, 1002)]) is None
+    assert hole(None, range(1002, 1186), in_flight=[]) is None  # unknown commit: no guess
+
+
+@given(partitions(), st.data())
+def test_no_rewind_while_the_head_can_still_be_acked(case, data) -> None:
+    confirmed, messages, gaps, acked = case
+    pending = [m for m in messages if m not in acked]
+    in_flight = data.draw(st.lists(st.sampled_from(pending), unique=True)) if pending else []
+    rewind = hole(confirmed, acked, in_flight, gaps)
+    if rewind is not None:
+        assert rewind == confirmed
+        point, keep = commit_point(confirmed, acked, gaps)
+        assert point is None  # only when the commit is stuck
+        assert not [m for m in in_flight if m < keep[0]]  # and nothing in flight fills it

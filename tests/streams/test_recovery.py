@@ -34,10 +34,7 @@ from streams.core.simulation import Simulator
 from streams.topics import VALID_TOPIC, raw_topic_names
 from tests.pipeline_support import PII_KEY, Worker, commit_ends, end_offsets, read_from
 
-# Not yet green: after the kill, the surviving worker sometimes never fetches one partition it
-# took over (it stays at the committed offset; cf. faust-streaming#629), and one run ended
-# with journeys that differ from the undisturbed run. Deselected by default until fixed
-# (decision 0010); run it with `pytest -m recovery tests/streams/test_recovery.py`.
+# Marked `recovery` so that it can be run alone: `pytest -m recovery` (decision 0018).
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.recovery]
 
 HASHER = PiiHasher(PII_KEY.encode(), "US")
