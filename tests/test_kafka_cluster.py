@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -25,7 +24,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from omnijourney.local import kafka, kafka_cluster
 from omnijourney.local.admin import ensure_topics
 from omnijourney.local.process import port_accepts, wait_until
-from omnijourney.settings import KafkaSettings, Settings
+from omnijourney.settings import Settings
+from tests.plugins.kafka import local_cluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 
@@ -36,51 +36,14 @@ BATCH = 50
 KILL_AFTER = 1000  # acknowledged messages before the SIGKILL
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the broker binds: a port with connections in TIME_WAIT is free to listen on.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_base_port() -> int:
-    """The first base port from 19192 whose six ports (3 brokers, 3 controllers) are free."""
-    for base in range(19192, 19992, 10):
-        if all(_bindable(port) for port in range(base, base + 2 * NODES)):
-            return base
-    raise RuntimeError("no six free loopback ports in 19192..19998")
-
-
 @pytest.fixture(scope="module")
 def cluster(
     kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     """Settings of a running three-node cluster of its own (stopped at the end)."""
-    kafka.fetch(kafka_settings)
     data_dir = tmp_path_factory.mktemp("cluster")
-    (data_dir / "kafka").mkdir()
-    (data_dir / "kafka" / "libs").symlink_to(kafka_settings.path("kafka", "libs"))
-    base = _free_base_port()
-    fields = {
-        **kafka_settings.kafka.model_dump(),
-        "bootstrap_servers": "",
-        "brokers": NODES,
-        "port": base,
-        "controller_port": base + 1,
-        "heap": "256m",
-    }
-    settings = kafka_settings.model_copy(
-        update={"data_dir": data_dir, "kafka": KafkaSettings.model_validate(fields)}
-    )
-    try:
-        assert "cluster of 3 nodes started" in kafka.start(settings)
+    with local_cluster(kafka_settings, data_dir, first_port=19192, nodes=NODES) as settings:
         yield settings
-    finally:
-        kafka.stop(settings)
 
 
 # --------------------------------------------------------------------------------- helpers
