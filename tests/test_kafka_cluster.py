@@ -21,10 +21,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from omnijourney.collector.server import build
 from omnijourney.local import kafka, kafka_cluster
 from omnijourney.local.admin import ensure_topics
 from omnijourney.local.process import port_accepts, wait_until
 from omnijourney.settings import Settings
+from tests.pipeline_support import Worker, collector_settings
 from tests.plugins.kafka import local_cluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
@@ -188,6 +190,34 @@ def test_ensure_topics_replicates_three_times_with_min_isr_two(cluster: Settings
     assert broker["offsets.topic.replication.factor"] == "3"
     assert broker["transaction.state.log.replication.factor"] == "3"
     assert broker["transaction.state.log.min.isr"] == "2"
+
+
+def test_the_pipeline_creates_its_topics_with_three_replicas(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    """The collector's, the worker's and Faust's changelog topics survive a lost broker."""
+    bootstrap = cluster.kafka.bootstrap
+    settings = collector_settings(cluster, bootstrap)
+
+    async def connect() -> None:
+        collector, _ = build(settings)
+        await collector.delivery.start()
+        try:
+            assert await collector.delivery.wait_connected(60), collector.delivery.last_error
+        finally:
+            await collector.delivery.stop()
+
+    asyncio.run(connect())
+    worker = Worker(bootstrap, tmp_path / "worker")
+    try:
+        worker.wait_healthy()
+    finally:
+        worker.stop()
+    changelog = f"{worker.group_id}-omnijourney-customers-changelog"
+    for topic in ("touchpoints.web", "touchpoints.valid", "journeys.updates", changelog):
+        partitions = asyncio.run(_partitions(bootstrap, topic))
+        assert [len(p["replicas"]) for p in partitions] == [3] * 3, topic  # type: ignore[arg-type]
+        assert asyncio.run(_settled_configs(bootstrap, topic))["min.insync.replicas"] == "2"
 
 
 def test_no_acknowledged_message_is_lost_when_a_broker_is_killed(cluster: Settings) -> None:

@@ -26,6 +26,7 @@ from schemas.touchpoint import Touchpoint
 from streams.convert import core_config, to_touch
 from streams.core import Stitcher
 from streams.core.simulation import Simulator
+from tests.pipeline_support import read_from
 
 PATIENCE_HOURS = '{"*": 48}'
 PATIENCE = {"OMNIJOURNEY_WORKER__ALLOWED_LATENESS_H": PATIENCE_HOURS}
@@ -84,19 +85,25 @@ def producer_records(emitter: Emitter, events: list[dict[str, Any]]) -> list[Rec
 
 
 async def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
-    """{topic-partition: records} the group has not committed yet, of the topics' committed data."""
+    """{topic-partition: records} of the topics' committed data the group has not committed.
+
+    Records, not offsets: a transactional producer (the collector) ends each transaction with
+    a commit marker, an offset no consumer ever processes, so a caught-up group's committed
+    offset may stay one below the partition's end.
+    """
     ends = await end_offsets(bootstrap, topics, isolation="read_committed")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
     try:
-        behind = {}
-        for tp, end in sorted(ends.items()):
-            committed = await consumer.committed(tp) or 0
-            if end > committed:
-                behind[f"{tp.topic}-{tp.partition}"] = end - committed
-        return behind
+        starts = {tp: await consumer.committed(tp) or 0 for tp in ends}
     finally:
         await consumer.stop()
+    behind = {tp: start for tp, start in starts.items() if start < ends[tp]}
+    unread = await read_from(bootstrap, behind) if behind else []
+    counts: dict[str, int] = defaultdict(int)
+    for record in unread:
+        counts[f"{record.topic}-{record.partition}"] += 1
+    return dict(sorted(counts.items()))
 
 
 def wait_caught_up(bootstrap: str, group: str, topics: list[str], timeout: float) -> None:
