@@ -93,7 +93,8 @@ async def prepare_topics(settings: Settings) -> None:
     await declare_topics(
         settings.kafka.bootstrap,
         [*pipeline_topics(settings), *public],
-        replication_factor=settings.topics.replication_factor,
+        replication_factor=settings.kafka.replication_factor,
+        min_insync_replicas=settings.kafka.min_insync_replicas,
     )
 
 

@@ -91,7 +91,8 @@ async def publish(settings: Settings, request: ErasureRequest, timeout_s: float 
             await declare_topics(
                 settings.kafka.bootstrap,
                 privacy_topics(settings),
-                replication_factor=settings.topics.replication_factor,
+                replication_factor=settings.kafka.replication_factor,
+                min_insync_replicas=settings.kafka.min_insync_replicas,
                 timeout_s=timeout_s,
             )
             producer = AIOKafkaProducer(

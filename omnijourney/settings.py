@@ -319,7 +319,6 @@ class TopicSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     partitions: int = Field(default=3, ge=1, description="Partitions of every pipeline topic.")
-    replication_factor: int = Field(default=1, ge=1, description="Replicas of every topic.")
     raw_retention_hours: float = Field(
         default=72.0,
         gt=0,

@@ -159,7 +159,8 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "web_port": worker.port,
         "web_in_thread": False,
         "topic_partitions": settings.topics.partitions,
-        "topic_replication_factor": settings.topics.replication_factor,
+        # Faust's own topics (table changelogs); the worker passes what the cluster allows.
+        "topic_replication_factor": settings.kafka.replication_factor or 1,
         "key_serializer": "raw",
         "value_serializer": "raw",
         "processing_guarantee": "at_least_once",

@@ -203,6 +203,8 @@ class Stages:
         # The table writes' changelog records are awaited too: the batch's offsets are acked
         # (and then committed) only after the broker has every state they led to. A None
         # state was erased: its key gets a tombstone.
+        if batch.states:
+            await _producer_knows(self.app, batch.table.changelog_topic.get_topic_name())
         writes = [
             _write(batch.table, key, None if state is None else encode_state(inbox, state))
             for key, (inbox, state) in batch.states.items()
@@ -297,6 +299,19 @@ class Stages:
                 out.extend(personalization_outputs(record, encoded[2]))
         for index, send in enumerate(sends):
             out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
+
+
+async def _producer_knows(app: faust.App, topic: str) -> None:
+    """Wait until the producer has the topic's partitions (at once when it has them).
+
+    Faust picks a changelog record's partition synchronously from the producer's metadata; a
+    topic the producer has not seen yet (seen on a fresh three-broker cluster) crashed the
+    agent with a TypeError, and the crashed batch's offsets were never acked: the partition
+    stalled for good.
+    """
+    # aiokafka's producer under Faust's (no public accessor)
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+    await producer.partitions_for(topic)
 
 
 def _write(table: Any, key: bytes, value: bytes | None) -> Awaitable[Any] | None:

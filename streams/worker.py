@@ -12,7 +12,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from omnijourney.local.admin import declare_topics
+from omnijourney.local.admin import declare_topics, replication_of
 from omnijourney.settings import Settings
 from schemas.keystore import hasher_from_settings
 from streams.app import ReadCommittedConsumer, create_app
@@ -106,9 +106,10 @@ def register_hole_guard(app: faust.App, settings: Settings, metrics: Metrics) ->
             metrics.rewinds.labels(tp.topic, str(tp.partition)).inc()
 
 
-def build(settings: Settings) -> faust.App:
-    """The worker's app with every stage registered."""
-    app = create_app(settings)
+def build(settings: Settings, *, replication_factor: int | None = None) -> faust.App:
+    """The worker's app with every stage registered (Faust's topics get replication_factor)."""
+    overrides = {"topic_replication_factor": replication_factor} if replication_factor else {}
+    app = create_app(settings, **overrides)
     metrics = Metrics()
     hasher = hasher_from_settings(settings)
     stages = register_stitching(app, settings, metrics=metrics)
@@ -137,17 +138,24 @@ def run(settings: Settings) -> int:
     """Create the topics, then run the worker until SIGINT/SIGTERM."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    kafka = settings.kafka
+    # One replication for our topics and Faust's changelogs: three copies on a cluster of three
+    # (unless set), so a lost broker neither loses table state nor stops a partition.
+    replicas, min_isr = loop.run_until_complete(
+        replication_of(kafka.bootstrap, kafka.replication_factor, kafka.min_insync_replicas)
+    )
     loop.run_until_complete(
         declare_topics(
-            settings.kafka.bootstrap,
+            kafka.bootstrap,
             (
                 *pipeline_topics(settings),
                 *stitching_topics(settings)[1:],
                 *erasure_topics(settings),
             ),
-            replication_factor=settings.topics.replication_factor,
+            replication_factor=replicas,
+            min_insync_replicas=min_isr,
         )
     )
-    app = build(settings)
+    app = build(settings, replication_factor=replicas)
     worker = faust.Worker(app, loop=loop, loglevel=settings.worker.log_level)
     worker.execute_from_commandline()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,10 +21,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from omnijourney.collector.server import build
 from omnijourney.local import kafka, kafka_cluster
 from omnijourney.local.admin import ensure_topics
 from omnijourney.local.process import port_accepts, wait_until
-from omnijourney.settings import KafkaSettings, Settings
+from omnijourney.settings import Settings
+from tests.pipeline_support import Worker, collector_settings
+from tests.plugins.kafka import local_cluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 
@@ -36,51 +38,14 @@ BATCH = 50
 KILL_AFTER = 1000  # acknowledged messages before the SIGKILL
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the broker binds: a port with connections in TIME_WAIT is free to listen on.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_base_port() -> int:
-    """The first base port from 19192 whose six ports (3 brokers, 3 controllers) are free."""
-    for base in range(19192, 19992, 10):
-        if all(_bindable(port) for port in range(base, base + 2 * NODES)):
-            return base
-    raise RuntimeError("no six free loopback ports in 19192..19998")
-
-
 @pytest.fixture(scope="module")
 def cluster(
     kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     """Settings of a running three-node cluster of its own (stopped at the end)."""
-    kafka.fetch(kafka_settings)
     data_dir = tmp_path_factory.mktemp("cluster")
-    (data_dir / "kafka").mkdir()
-    (data_dir / "kafka" / "libs").symlink_to(kafka_settings.path("kafka", "libs"))
-    base = _free_base_port()
-    fields = {
-        **kafka_settings.kafka.model_dump(),
-        "bootstrap_servers": "",
-        "brokers": NODES,
-        "port": base,
-        "controller_port": base + 1,
-        "heap": "256m",
-    }
-    settings = kafka_settings.model_copy(
-        update={"data_dir": data_dir, "kafka": KafkaSettings.model_validate(fields)}
-    )
-    try:
-        assert "cluster of 3 nodes started" in kafka.start(settings)
+    with local_cluster(kafka_settings, data_dir, first_port=19192, nodes=NODES) as settings:
         yield settings
-    finally:
-        kafka.stop(settings)
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -225,6 +190,34 @@ def test_ensure_topics_replicates_three_times_with_min_isr_two(cluster: Settings
     assert broker["offsets.topic.replication.factor"] == "3"
     assert broker["transaction.state.log.replication.factor"] == "3"
     assert broker["transaction.state.log.min.isr"] == "2"
+
+
+def test_the_pipeline_creates_its_topics_with_three_replicas(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    """The collector's, the worker's and Faust's changelog topics survive a lost broker."""
+    bootstrap = cluster.kafka.bootstrap
+    settings = collector_settings(cluster, bootstrap)
+
+    async def connect() -> None:
+        collector, _ = build(settings)
+        await collector.delivery.start()
+        try:
+            assert await collector.delivery.wait_connected(60), collector.delivery.last_error
+        finally:
+            await collector.delivery.stop()
+
+    asyncio.run(connect())
+    worker = Worker(bootstrap, tmp_path / "worker")
+    try:
+        worker.wait_healthy()
+    finally:
+        worker.stop()
+    changelog = f"{worker.group_id}-omnijourney-customers-changelog"
+    for topic in ("touchpoints.web", "touchpoints.valid", "journeys.updates", changelog):
+        partitions = asyncio.run(_partitions(bootstrap, topic))
+        assert [len(p["replicas"]) for p in partitions] == [3] * 3, topic  # type: ignore[arg-type]
+        assert asyncio.run(_settled_configs(bootstrap, topic))["min.insync.replicas"] == "2"
 
 
 def test_no_acknowledged_message_is_lost_when_a_broker_is_killed(cluster: Settings) -> None:

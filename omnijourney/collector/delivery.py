@@ -58,13 +58,15 @@ class Delivery:
         timeout_s: float,
         max_pending: int,
         topics: Sequence[TopicSpecLike] = (),
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
+        min_insync_replicas: int | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._transactional_id = transactional_id
         self._timeout_s = timeout_s
         self._topics = tuple(topics)
         self._replication_factor = replication_factor
+        self._min_insync_replicas = min_insync_replicas
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_pending)
         self._producer: AIOKafkaProducer | None = None
         self._topics_declared = False
@@ -152,6 +154,7 @@ class Delivery:
                 self._bootstrap,
                 self._topics,
                 replication_factor=self._replication_factor,
+                min_insync_replicas=self._min_insync_replicas,
                 timeout_s=self._timeout_s,
             )
             self._topics_declared = True

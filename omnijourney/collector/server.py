@@ -246,7 +246,8 @@ def build(
         timeout_s=settings.collector.kafka_timeout_s,
         max_pending=settings.collector.max_pending_requests,
         topics=(*collector_topics(settings), *privacy_topics(settings)),
-        replication_factor=settings.topics.replication_factor,
+        replication_factor=settings.kafka.replication_factor,
+        min_insync_replicas=settings.kafka.min_insync_replicas,
     )
     collector = Collector(
         limits=settings.collector,

@@ -62,6 +62,21 @@ def topic_replication(
     return replicas, min_isr
 
 
+async def replication_of(
+    bootstrap: str,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
+    *,
+    timeout_s: float = 30.0,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[int, int]:
+    """topic_replication() of the cluster at `bootstrap` (asked only when a value is unset)."""
+    if replication_factor is not None and min_insync_replicas is not None:
+        return topic_replication(1, replication_factor, min_insync_replicas)
+    brokers = len(await cluster_broker_ids(bootstrap, timeout_s, options=options))
+    return topic_replication(brokers, replication_factor, min_insync_replicas)
+
+
 def _validate(topics: Mapping[str, int]) -> None:
     for name, partitions in topics.items():
         if not name or not isinstance(partitions, int) or partitions < 1:
@@ -127,8 +142,13 @@ async def ensure_topics(
         wanted = {name: count for name, count in topics.items() if name not in existing}
         missing = []
         if wanted:
-            brokers = len(await cluster_broker_ids(bootstrap, timeout_s, options=options))
-            replicas, min_isr = topic_replication(brokers, replication_factor, min_insync_replicas)
+            replicas, min_isr = await replication_of(
+                bootstrap,
+                replication_factor,
+                min_insync_replicas,
+                timeout_s=timeout_s,
+                options=options,
+            )
             # On one broker the broker default (1) is all there can be: no override needed.
             topic_config = {"min.insync.replicas": str(min_isr)} if replicas > 1 else {}
             topic_config |= dict(config or {})
@@ -171,10 +191,14 @@ async def declare_topics(
     bootstrap: str,
     specs: Iterable[TopicSpecLike],
     *,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
     timeout_s: float = 30.0,
 ) -> list[str]:
-    """Create the missing topics of `specs`, each with its own config; the names created."""
+    """Create the missing topics of `specs`, each with its own config; the names created.
+
+    Unset replication values default as in ensure_topics (from the brokers the cluster names).
+    """
     groups: dict[tuple[tuple[str, str], ...], dict[str, int]] = {}
     for spec in specs:
         groups.setdefault(tuple(sorted(spec.config.items())), {})[spec.name] = spec.partitions
@@ -184,6 +208,7 @@ async def declare_topics(
             bootstrap,
             topics,
             replication_factor=replication_factor,
+            min_insync_replicas=min_insync_replicas,
             config=dict(config),
             timeout_s=timeout_s,
         )
