@@ -20,9 +20,9 @@ versioned records.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
@@ -39,6 +39,7 @@ from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_di
 from streams.core.delivery import Inbox, MessageId
 from streams.core.records import JourneyUpdate, LinkRejection, Merge, Record
 from streams.metrics import Metrics
+from streams.outputs import Output, kafka_producer, produce
 from streams.topics import (
     TOPIC_OF_RECORD,
     VALID_TOPIC,
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 ID_FIELD: Final = "_id"
 """The message id's field in an internal message (the core's decoders ignore it)."""
 
-Output = tuple[str, bytes, bytes]
 Step = Callable[[str, Any, Any], tuple[Any, list[Record], list[Send]]]
 
 
@@ -179,14 +179,11 @@ class Stages:
 
     async def _flush(self, stage: str, batch: _Batch) -> None:
         """Send the outputs, wait until the broker has them all, then write the states."""
-        pending: list[Awaitable[Any]] = []
-        for topic, key, value in batch.outputs:
-            pending.append(await self.topics[topic].send(key=key, value=value))
-            self.metrics.events_out.labels(stage, topic).inc()
-        if pending:
-            # Raises on a broker outage: the agent restarts from the last commit, nothing
-            # of this batch is in a table yet, so the replay redoes exactly this batch.
-            await asyncio.gather(*pending)
+        # Raises on a broker outage: the agent restarts from the last commit, nothing of
+        # this batch is in a table yet, so the replay redoes exactly this batch.
+        await produce(kafka_producer(self.app), batch.outputs)
+        for topic, count in Counter(topic for topic, _, _ in batch.outputs).items():
+            self.metrics.events_out.labels(stage, topic).inc(count)
         for key, (inbox, state) in batch.states.items():
             batch.table[key] = encode_state(inbox, state)
         if batch.received:
