@@ -181,9 +181,14 @@ class Stages:
         """Send the outputs, wait until the broker has them all, then write the states."""
         # Raises on a broker outage: the agent restarts from the last commit, nothing of
         # this batch is in a table yet, so the replay redoes exactly this batch.
-        await produce(kafka_producer(self.app), batch.outputs)
+        producer = kafka_producer(self.app)
+        await produce(producer, batch.outputs)
         for topic, count in Counter(topic for topic, _, _ in batch.outputs).items():
             self.metrics.events_out.labels(stage, topic).inc(count)
+        if batch.states:
+            # A table write picks its changelog partition from the producer's metadata without
+            # waiting for it; a changelog created at start-up may not be in it yet.
+            await producer.partitions_for(batch.table.changelog_topic.get_topic_name())
         for key, (inbox, state) in batch.states.items():
             batch.table[key] = encode_state(inbox, state)
         if batch.received:
