@@ -4,9 +4,9 @@ Each agent only moves bytes: `streams.routing.route` decides, per message, wheth
 validated touchpoint (to `touchpoints.valid`, keyed by its strongest identifier) or a dead
 letter (to `touchpoints.deadletter`). `route` never raises for bad input, so a poison message
 cannot stall its partition. Messages are taken in batches (settings `worker.batch_max`,
-`worker.batch_wait_ms`); a batch's outputs are acknowledged by the broker before its offsets
-can commit, so a broker outage makes the send fail, the agent crash and restart from the last
-committed offset: retried, not lost.
+`worker.batch_wait_ms`); a batch's outputs are acknowledged by the broker before its events
+are acknowledged to Faust, so its offsets commit only once the broker has its outputs: a broker
+outage holds the batch (the producer retries), nothing is lost.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _ingest(
         async for events in batches:
             outputs = [_route(event, warned, hasher, clock) for event in events]
             # Acknowledged by the broker before the events are (take_events acks them after
-            # this body): a broker outage crashes the agent, which redoes the batch.
+            # this body): their offsets cannot commit before the outputs are in Kafka.
             await produce(kafka_producer(app), outputs)
             metrics.events_in.labels("ingest").inc(len(events))
             for topic, count in Counter(topic for topic, _, _ in outputs).items():

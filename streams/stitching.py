@@ -179,8 +179,8 @@ class Stages:
 
     async def _flush(self, stage: str, batch: _Batch) -> None:
         """Send the outputs, wait until the broker has them all, then write the states."""
-        # Raises on a broker outage: the agent restarts from the last commit, nothing of
-        # this batch is in a table yet, so the replay redoes exactly this batch.
+        # A failed send raises before any table write of this batch: nothing of it is
+        # applied, and a replay from the last commit redoes exactly this batch.
         producer = kafka_producer(self.app)
         await produce(producer, batch.outputs)
         for topic, count in Counter(topic for topic, _, _ in batch.outputs).items():
