@@ -253,9 +253,7 @@ class Workers:
     def start(self, count: int) -> None:
         """Start `count` workers (the first on the configured port, others on free ones)."""
         env = {
-            # At warning or above Faust keeps its terminal spinner, which lowers the root logger
-            # to DEBUG: every debug call of aiokafka then builds a record. The settings' level
-            # (info by default) is what a deployed worker runs with.
+            # The settings' level (info by default) is what a deployed worker runs with.
             "OMNIJOURNEY_WORKER__LOG_LEVEL": self.settings.worker.log_level,
             "OMNIJOURNEY_WORKER__STORE": self.settings.worker.store,
             "OMNIJOURNEY_WORKER__COMMIT_INTERVAL_S": str(self.settings.worker.commit_interval_s),

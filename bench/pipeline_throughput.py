@@ -126,7 +126,8 @@ def run(
     print(
         f"setup: Kafka {settings.kafka.version} at {bootstrap}, {settings.topics.partitions} "
         f"partitions a topic, worker store {settings.worker.store}, commit interval "
-        f"{settings.worker.commit_interval_s} s, faust-streaming {version('faust-streaming')}, "
+        f"{settings.worker.commit_interval_s} s, producer linger "
+        f"{settings.worker.producer_linger_ms} ms, faust-streaming {version('faust-streaming')}, "
         f"touchpoints of {size} B on average"
     )
     with worker_group(settings, "pipeline", profile=profile) as workers:

@@ -2,12 +2,13 @@
 
 Every insert carries `insert_deduplication_token`, so repeating a batch (a retry after an
 error, or a replay after a crash) never doubles a row. After a batch with merges, aliases are
-flattened with INSERT ... SELECT from `customer_aliases` itself.
+flattened: the pairs missing from `customer_aliases` are read from the table itself and inserted.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
@@ -23,15 +24,14 @@ log = logging.getLogger(__name__)
 _FLATTEN_PASSES: Final = 8
 """A chain needs one pass per link added at once; more than a few means something is odd."""
 
-FLATTEN_ALIASES: Final = """
-INSERT INTO customer_aliases (alias_id, survivor_id, direct, event_id)
+MISSING_ALIASES: Final = """
 WITH candidates AS
 (
     SELECT alias_id, survivor_id, event_id
     FROM customer_aliases
     WHERE alias_id IN {ids:Array(String)} OR survivor_id IN {ids:Array(String)}
 )
-SELECT a.alias_id, b.survivor_id, false, a.event_id
+SELECT DISTINCT a.alias_id, b.survivor_id, false, a.event_id
 FROM candidates AS a
 INNER JOIN
 (
@@ -45,12 +45,23 @@ WHERE (a.alias_id, b.survivor_id) NOT IN
     FROM customer_aliases
     WHERE alias_id IN (SELECT alias_id FROM candidates)
 )
+ORDER BY a.alias_id, b.survivor_id, a.event_id
 """
-"""Re-point every alias whose survivor is itself an alias, among the ids of a batch's merges.
+"""Aliases to re-point, among the ids of a batch's merges: an alias whose survivor is itself an
+alias gets that survivor's survivor.
 
 Covers both directions: an older alias X -> A gets X -> Z when A -> Z arrives, and a new
-A -> Z gets A -> Y when Z -> Y is already known. Only missing pairs are inserted, so running
-it again (a retry, a replay, another sink) adds nothing.
+A -> Z gets A -> Y when Z -> Y is already known. Only missing pairs come back, so running it
+again (a retry, a replay, another sink) adds nothing.
+"""
+
+IDS_BUDGET: Final = 96 * 1024
+"""Most bytes of ids (with their quotes and commas) sent in one query.
+
+A batch of merges names thousands of ids. clickhouse-connect sends a parameter that long in a
+multipart form body instead of the URL (request lines are limited: 8 KiB by the embedded
+server and by common proxies), and ClickHouse limits a form field to
+http_max_field_value_size (128 KiB by default): chunks of this size fit everywhere.
 """
 
 
@@ -65,6 +76,20 @@ the local send queue: only then may the sink commit the batch's Kafka offsets. `
 the inserts and the alias flattening that reads them back to the same (first healthy) replica
 of each shard, so the flattening sees what the batch just wrote.
 """
+
+
+def id_chunks(ids: Sequence[str], budget: int) -> list[list[str]]:
+    """The ids in order, cut into lists of at most `budget` bytes as an array parameter."""
+    chunks: list[list[str]] = []
+    size = budget
+    for one in ids:
+        cost = len(one.encode()) + 3  # quotes and a comma
+        if size + cost > budget:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(one)
+        size += cost
+    return chunks
 
 
 def _written(summary: Any) -> int:
@@ -141,13 +166,32 @@ class Writer:
 
     def flatten_aliases(self, conn: Client, ids: list[str]) -> None:
         """Re-point aliases through the aliases of `ids` until the chains are flat."""
+        chunks = id_chunks(ids, IDS_BUDGET)
         for _ in range(_FLATTEN_PASSES):
-            summary = conn.command(
-                FLATTEN_ALIASES, parameters={"ids": ids}, settings=self._cluster_settings
-            )
-            if _written(summary) == 0:
+            added = 0
+            for chunk in chunks:
+                missing = conn.query(
+                    MISSING_ALIASES, parameters={"ids": chunk}, settings=self._cluster_settings
+                ).result_rows
+                if missing:
+                    self._insert_aliases(conn, missing)
+                    added += len(missing)
+            if added == 0:
                 return
-        log.warning("alias chains of %d ids still not flat after %d passes", len(ids), 8)
+        log.warning(
+            "alias chains of %d ids still not flat after %d passes", len(ids), _FLATTEN_PASSES
+        )
+
+    def _insert_aliases(self, conn: Client, missing: Sequence[Sequence[Any]]) -> None:
+        # No deduplication token: the rows are what is missing right now, so a retry computes
+        # them again, and a token could drop the same rows re-derived after an erasure.
+        conn.insert(
+            rows.ALIASES,
+            missing,
+            column_names=rows.COLUMNS[rows.ALIASES],
+            column_type_names=self._column_types(conn, rows.ALIASES),
+            settings={"insert_deduplicate": 0, **self._cluster_settings},
+        )
 
     def ping(self) -> bool:
         """True when ClickHouse answers."""

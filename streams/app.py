@@ -168,6 +168,15 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,
         "broker_commit_interval": worker.commit_interval_s,
+        "broker_commit_every": worker.commit_every,
+        "producer_linger": worker.producer_linger_ms / 1000,
+        "producer_max_batch_size": worker.producer_batch_bytes,
+        "producer_compression_type": (
+            None if worker.producer_compression == "none" else worker.producer_compression
+        ),
+        "consumer_max_fetch_size": worker.fetch_partition_bytes,
+        "broker_max_poll_records": worker.max_poll_records,
+        "stream_buffer_maxsize": worker.stream_buffer,
     }
     options.update(overrides)
     return App(worker.app_id, **options)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
@@ -41,6 +42,7 @@ from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_di
 from streams.core.delivery import Inbox, MessageId
 from streams.core.records import ConsentChange, JourneyUpdate, LinkRejection, Merge, Record
 from streams.metrics import Metrics
+from streams.outputs import Output, kafka_producer, produce
 from streams.personalization import personalization_outputs
 from streams.topics import (
     TOPIC_OF_RECORD,
@@ -57,8 +59,6 @@ log = logging.getLogger(__name__)
 ID_FIELD: Final = "_id"
 """The message id's field in an internal message (the core's decoders ignore it)."""
 
-Output = tuple[str, bytes, bytes | None]
-"""(topic, key, value); a value of None is a tombstone (on the compacted personalization topic)."""
 Step = Callable[[str, Any, Any], tuple[Any, list[Record], list[Send]]]
 
 
@@ -192,19 +192,19 @@ class Stages:
 
     async def _flush(self, stage: str, batch: _Batch) -> None:
         """Send the outputs, wait until the broker has them all, then write the states."""
-        pending: list[Awaitable[Any]] = []
-        for topic, key, value in batch.outputs:
-            pending.append(await self.topics[topic].send(key=key, value=value))
-            self.metrics.events_out.labels(stage, topic).inc()
-        if pending:
-            # Raises on a broker outage: the agent restarts from the last commit, nothing
-            # of this batch is in a table yet, so the replay redoes exactly this batch.
-            await asyncio.gather(*pending)
+        # A failed send raises before any table write of this batch: nothing of it is
+        # applied, and a replay from the last commit redoes exactly this batch.
+        producer = kafka_producer(self.app)
+        await produce(producer, batch.outputs)
+        for topic, count in Counter(topic for topic, _, _ in batch.outputs).items():
+            self.metrics.events_out.labels(stage, topic).inc(count)
+        if batch.states:
+            # A table write picks its changelog partition from the producer's metadata without
+            # waiting for it; a changelog created at start-up may not be in it yet.
+            await producer.partitions_for(batch.table.changelog_topic.get_topic_name())
         # The table writes' changelog records are awaited too: the batch's offsets are acked
         # (and then committed) only after the broker has every state they led to. A None
         # state was erased: its key gets a tombstone.
-        if batch.states:
-            await _producer_knows(self.app, batch.table.changelog_topic.get_topic_name())
         writes = [
             _write(batch.table, key, None if state is None else encode_state(inbox, state))
             for key, (inbox, state) in batch.states.items()
@@ -299,19 +299,6 @@ class Stages:
                 out.extend(personalization_outputs(record, encoded[2]))
         for index, send in enumerate(sends):
             out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
-
-
-async def _producer_knows(app: faust.App, topic: str) -> None:
-    """Wait until the producer has the topic's partitions (at once when it has them).
-
-    Faust picks a changelog record's partition synchronously from the producer's metadata; a
-    topic the producer has not seen yet (seen on a fresh three-broker cluster) crashed the
-    agent with a TypeError, and the crashed batch's offsets were never acked: the partition
-    stalled for good.
-    """
-    # aiokafka's producer under Faust's (no public accessor)
-    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-    await producer.partitions_for(topic)
 
 
 def _write(table: Any, key: bytes, value: bytes | None) -> Awaitable[Any] | None:

@@ -19,7 +19,17 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         kafka={"bootstrap_servers": "k1:9092, k2:9093"},
         topics={"partitions": 6, "raw_retention_hours": 24},
-        worker={"app_id": "oj-test", "port": 6077},
+        worker={
+            "app_id": "oj-test",
+            "port": 6077,
+            "producer_linger_ms": 7,
+            "producer_batch_bytes": 65_536,
+            "producer_compression": "lz4",
+            "fetch_partition_bytes": 2_097_152,
+            "max_poll_records": 900,
+            "stream_buffer": 1_000,
+            "commit_every": 5_000,
+        },
     )
 
 
@@ -38,6 +48,10 @@ def test_create_app_takes_everything_from_settings(settings: Settings, tmp_path:
         assert (conf.key_serializer, conf.value_serializer) == ("raw", "raw")
         assert str(conf.store) == "memory:"
         assert Path(conf.datadir).is_relative_to(tmp_path)
+        assert (conf.producer_linger, conf.producer_max_batch_size) == (0.007, 65_536)
+        assert conf.producer_compression_type == "lz4"
+        assert (conf.consumer_max_fetch_size, conf.broker_max_poll_records) == (2_097_152, 900)
+        assert (conf.stream_buffer_maxsize, conf.broker_commit_every) == (1_000, 5_000)
 
     asyncio.run(build())
 
