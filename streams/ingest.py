@@ -25,7 +25,7 @@ from schemas.deadletter import SourcePosition
 from schemas.pii import PiiHasher
 from streams.app import bytes_topic
 from streams.metrics import Metrics
-from streams.outputs import Output, kafka_producer, produce
+from streams.outputs import Output, kafka_producer, produce_until_acked
 from streams.routing import LOG_APPEND_TIME, received_at, route
 from streams.topics import DEADLETTER_TOPIC, VALID_TOPIC, collector_topics, pipeline_topics
 
@@ -64,7 +64,7 @@ def _ingest(
                 outputs.append((topic, key, value))
             # Acknowledged by the broker before the events are (take_events acks them after
             # this body): their offsets cannot commit before the outputs are in Kafka.
-            await produce(kafka_producer(app), outputs)
+            await produce_until_acked(kafka_producer(app), outputs)
             metrics.events_in.labels("ingest").inc(len(events))
             for topic, count in Counter(topic for topic, _, _ in outputs).items():
                 metrics.events_out.labels("ingest", topic).inc(count)

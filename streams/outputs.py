@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
+
+log = logging.getLogger(__name__)
 
 Output = tuple[str, bytes, bytes | None]
 """(topic, key, value) of one message; a value of None is a tombstone (compacted topics)."""
@@ -39,6 +43,31 @@ def _key_hash(key: bytes) -> int:
 def partition_of(key: bytes, partitions: Sequence[int]) -> int:
     """The partition of a keyed message: Kafka's default partitioner (murmur2 of the key)."""
     return partitions[_key_hash(key) % len(partitions)]
+
+
+async def produce_until_acked(
+    producer: AIOKafkaProducer,
+    outputs: Sequence[Output],
+    *,
+    first_s: float = 0.2,
+    most_s: float = 10.0,
+) -> None:
+    """produce(), again while the broker is away: an outage is waited out, never a crash.
+
+    An agent that raised would leave its batch unacked and never be restarted (Faust logs it
+    as crashed), so the worker would stall; repeating the whole batch instead is harmless,
+    because every consumer of these messages drops repeats (message ids, versions).
+    """
+    delay = first_s
+    while True:
+        try:
+            await produce(producer, outputs)
+            return
+        except KafkaError as exc:
+            log.warning("producing %d messages failed (%r); again in %.1f s", len(outputs),
+                        exc, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(most_s, delay * 2)
 
 
 async def produce(producer: AIOKafkaProducer, outputs: Iterable[Output]) -> None:

@@ -42,7 +42,7 @@ from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_di
 from streams.core.delivery import Inbox, MessageId
 from streams.core.records import ConsentChange, JourneyUpdate, LinkRejection, Merge, Record
 from streams.metrics import Metrics
-from streams.outputs import Output, kafka_producer, produce
+from streams.outputs import Output, kafka_producer, produce_until_acked
 from streams.personalization import personalization_outputs
 from streams.topics import (
     TOPIC_OF_RECORD,
@@ -192,10 +192,10 @@ class Stages:
 
     async def _flush(self, stage: str, batch: _Batch) -> None:
         """Send the outputs, wait until the broker has them all, then write the states."""
-        # A failed send raises before any table write of this batch: nothing of it is
-        # applied, and a replay from the last commit redoes exactly this batch.
+        # A broker outage is waited out (the whole batch is sent again) before any table
+        # write of this batch: nothing of it is applied until every output is in Kafka.
         producer = kafka_producer(self.app)
-        await produce(producer, batch.outputs)
+        await produce_until_acked(producer, batch.outputs)
         for topic, count in Counter(topic for topic, _, _ in batch.outputs).items():
             self.metrics.events_out.labels(stage, topic).inc(count)
         if batch.states:
