@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -45,29 +45,30 @@ def partition_of(key: bytes, partitions: Sequence[int]) -> int:
     return partitions[_key_hash(key) % len(partitions)]
 
 
-async def produce_until_acked(
-    producer: AIOKafkaProducer,
-    outputs: Sequence[Output],
-    *,
-    first_s: float = 0.2,
-    most_s: float = 10.0,
+async def until_acked(
+    attempt: Callable[[], Awaitable[Any]], what: str, *, first_s: float = 0.2, most_s: float = 10.0
 ) -> None:
-    """produce(), again while the broker is away: an outage is waited out, never a crash.
+    """Run attempt() again while the broker is away: an outage is waited out, never a crash.
 
     An agent that raised would leave its batch unacked and never be restarted (Faust logs it
-    as crashed), so the worker would stall; repeating the whole batch instead is harmless,
-    because every consumer of these messages drops repeats (message ids, versions).
+    as crashed), so the worker would stall; repeating the whole attempt instead is harmless,
+    because every consumer of these messages drops repeats (message ids, versions) and a
+    repeated changelog record holds the same value.
     """
     delay = first_s
     while True:
         try:
-            await produce(producer, outputs)
+            await attempt()
             return
         except KafkaError as exc:
-            log.warning("producing %d messages failed (%r); again in %.1f s", len(outputs),
-                        exc, delay)  # fmt: skip
+            log.warning("%s failed (%r); again in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(most_s, delay * 2)
+
+
+async def produce_until_acked(producer: AIOKafkaProducer, outputs: Sequence[Output]) -> None:
+    """produce(), again while the broker is away (see until_acked)."""
+    await until_acked(lambda: produce(producer, outputs), f"producing {len(outputs)} messages")
 
 
 async def produce(producer: AIOKafkaProducer, outputs: Iterable[Output]) -> None:

@@ -42,7 +42,7 @@ from streams.core import Send, Stitcher, Topic, message_from_dict, message_to_di
 from streams.core.delivery import Inbox, MessageId
 from streams.core.records import ConsentChange, JourneyUpdate, LinkRejection, Merge, Record
 from streams.metrics import Metrics
-from streams.outputs import Output, kafka_producer, produce_until_acked
+from streams.outputs import Output, kafka_producer, produce_until_acked, until_acked
 from streams.personalization import personalization_outputs
 from streams.topics import (
     TOPIC_OF_RECORD,
@@ -205,11 +205,7 @@ class Stages:
         # The table writes' changelog records are awaited too: the batch's offsets are acked
         # (and then committed) only after the broker has every state they led to. A None
         # state was erased: its key gets a tombstone.
-        writes = [
-            _write(batch.table, key, None if state is None else encode_state(inbox, state))
-            for key, (inbox, state) in batch.states.items()
-        ]
-        await asyncio.gather(*(write for write in writes if write is not None))
+        await until_acked(lambda: _write_states(batch), f"writing {len(batch.states)} states")
         if batch.received:
             now = datetime.now(UTC)
             for received in batch.received:
@@ -301,17 +297,24 @@ class Stages:
             out.append(encode_send(send, self.internal, MessageId(source, offset, index)))
 
 
-def _write(table: Any, key: bytes, value: bytes | None) -> Awaitable[Any] | None:
-    """Store a table value (None: delete the key) and send it to the changelog; the future
-    is the broker's ack (None when there was nothing to delete).
+async def _write_states(batch: _Batch) -> None:
+    """Write a batch's states (None: erased) and wait for their changelog records."""
+    writes = [
+        _write(batch.table, key, None if state is None else encode_state(inbox, state))
+        for key, (inbox, state) in batch.states.items()
+    ]
+    await asyncio.gather(*writes)
+
+
+def _write(table: Any, key: bytes, value: bytes | None) -> Awaitable[Any]:
+    """Store a table value (None: delete the key) and send it to the changelog (None: a
+    tombstone, sent again on a retry); the future is the broker's ack.
 
     `table[key] = value` would send it too, but through Faust's producer buffer without a
     handle to wait on, and Faust's pre-commit flush gives up on that buffer after 0.1 s idle.
     """
     if value is None:
-        if key not in table.data:
-            return None
-        del table.data[key]
+        table.data.pop(key, None)
     else:
         table.data[key] = value
     return table.send_changelog(None, key, value)  # type: ignore[no-any-return]
