@@ -18,7 +18,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -51,6 +51,8 @@ class SinkHooks:
 
     after_insert: Callable[[Batch], None] | None = None
     """Called once a batch's rows are in ClickHouse, before its offsets are committed."""
+    before_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
+    """Awaited when partitions are assigned, before their committed offsets are read."""
 
 
 @dataclass
@@ -122,6 +124,8 @@ class Sink:
         self._give_up_at: float | None = None
         self._draining = False
         self._consumer: AIOKafkaConsumer | None = None
+        self._assigning: set[TopicPartition] = set()
+        """Partitions held paused until their buffers exist."""
         self._admin: AIOKafkaAdminClient | None = None
         self.failure: Exception | None = None
         """Set when the sink cannot go on (raised from run)."""
@@ -188,14 +192,29 @@ class Sink:
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         """New partitions: start each at its committed offset, replaying a pending batch."""
         self.partitions = set(assigned)
+        consumer = self._consumer
+        # aiokafka fetches new partitions from their commits while the markers are read below
+        # (seconds when the coordinator moved); a record returned before its partition has a
+        # buffer would be dropped and the next batch would commit past it. Hold them until then.
+        self._assigning = set(assigned)
+        if consumer is not None and assigned:
+            consumer.pause(*assigned)
+        if self.hooks.before_assigned is not None:
+            await self.hooks.before_assigned(assigned)
         committed = await self._committed(assigned)
-        for tp in assigned:
+        owned = consumer.assignment() if consumer is not None else assigned
+        for tp in assigned & owned:
             offset, metadata = committed.get(tp, (-1, ""))
             replay = parse_marker(metadata) if offset >= 0 else None
             self.buffers.assign((tp.topic, tp.partition), replay)
+            if consumer is not None and offset >= 0:
+                consumer.seek(tp, offset)  # exactly where the marker read belongs
             if replay is not None:
                 self.stats.replays += 1
                 log.info("sink: %s-%d replays batch %d..%d", tp.topic, tp.partition, offset, replay)
+        self._assigning = set()
+        if consumer is not None and not self.stats.paused:
+            consumer.resume(*(assigned & owned))
         if assigned:
             self.ready.set()
 
@@ -247,7 +266,7 @@ class Sink:
         elif self.stats.paused and (
             records <= cfg.max_buffered_rows // 2 and size <= cfg.max_buffered_bytes // 2
         ):
-            consumer.resume(*consumer.assignment())
+            consumer.resume(*(consumer.assignment() - self._assigning))
             self.stats.paused = False
             log.info("sink: resumed")
 

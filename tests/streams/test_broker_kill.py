@@ -4,11 +4,12 @@ The whole pipeline runs on the cluster (replication 3, min.insync.replicas 2): t
 collector, two workers of one group and the ClickHouse sink. A client sends an order-independent
 stream through the collector (retrying a 503 after its Retry-After, as a real client does); the
 broker coordinating the workers' group (it also leads about a third of every topic's partitions)
-is killed once a third of the stream is sent and started again at two thirds. In the end every
+is killed once a third of the stream is sent and started again at two thirds (the client waits
+for it there, so the last third meets the restarted broker). In the end every
 accepted touchpoint is on journeys.touchpoints and in ClickHouse once, and the journeys, on the
 topics and in ClickHouse, equal the pure core's over the same validated touchpoints.
 
-Run alone with `pytest -m cluster tests/streams/test_broker_kill.py` (deselected by default).
+In the default suite (about 90 s); alone: `pytest -m cluster tests/streams/test_broker_kill.py`.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ class Sender:
 
     url: str
     batches: list[list[dict[str, Any]]]
+    hold_at: int = -1
+    """Before this batch, wait for `released` (the restart lands mid-stream, however slow)."""
+    released: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
     """Batches accepted so far."""
     accepted_first_time: int = 0
@@ -127,7 +131,9 @@ class Sender:
     def run(self) -> None:
         """Send every batch (in a thread); an answer other than 202 or 503 ends it."""
         try:
-            for batch in self.batches:
+            for index, batch in enumerate(self.batches):
+                if index == self.hold_at and not self.released.wait(timeout=300):
+                    raise AssertionError("the broker was not restarted within 300 s")
                 self._send(batch)
                 self.sent += 1
                 time.sleep(0.1)
@@ -262,7 +268,7 @@ def test_a_broker_killed_mid_stream_loses_and_doubles_nothing(
         migrate(settings)
         conn = client(settings, autogenerate_session_id=False)
         workers: list[Worker] = []
-        sender = Sender(f"{collector_url}/v1/touchpoints", batches)
+        sender = Sender(f"{collector_url}/v1/touchpoints", batches, hold_at=2 * len(batches) // 3)
         started = time.monotonic()
         try:
             with _command("collector", settings, tmp_path / "collector.log") as collector:
@@ -279,10 +285,11 @@ def test_a_broker_killed_mid_stream_loses_and_doubles_nothing(
                         time.sleep(0.1)
                     kafka_cluster.kill_node(cluster, victim)
                     killed_at = sender.sent
-                    while thread.is_alive() and sender.sent < 2 * len(batches) // 3:
+                    while thread.is_alive() and sender.sent < sender.hold_at:
                         time.sleep(0.1)
                     kafka_cluster.start_node(cluster, victim)
                     restarted_at = sender.sent
+                    sender.released.set()  # the last third goes to the cluster with it back
                     thread.join()
                     assert sender.error is None, sender.error
                     assert killed_at < len(batches), "the stream ended before the kill"
