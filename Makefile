@@ -22,7 +22,7 @@ install: $(STAMP) ## create .venv, install omnijourney and resolve the Kafka jar
 demo: $(STAMP) ## the main job: start the stack, run the omnichannel demo, print the journey report
 	$(BIN)/omnijourney demo
 
-test: $(STAMP) ## the whole test suite (starts and stops real Kafka and embedded ClickHouse)
+test: $(STAMP) ## the whole test suite (real Kafka and embedded ClickHouse of its own: .omnijourney-test)
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff lint + format check
@@ -44,8 +44,9 @@ bench: $(STAMP) ## run the benchmarks in bench/
 up: $(STAMP) ## start local Kafka and embedded ClickHouse
 	$(BIN)/omnijourney up
 
-down: ## stop everything omnijourney started
+down: ## stop everything omnijourney started (the test suite's stack too)
 	-$(BIN)/omnijourney down
+	-$(BIN)/omnijourney --data-dir .omnijourney-test down
 
 clean: down ## remove the virtualenv and all local data
-	rm -rf $(VENV) .omnijourney
+	rm -rf $(VENV) .omnijourney .omnijourney-test

@@ -55,6 +55,18 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
         for tp, offset in offsets.items():
             if offset is not None and offset >= 0:
                 self._confirmed[ensure_TP(tp)] = offset
+        # aiokafka seeks only to a commit above 0, so a partition never committed stays where
+        # it was read to. Faust relies on this seek to read again what its streams dropped
+        # while the flow was suspended (a takeover's recovery): without it, the messages the
+        # previous owner never committed were lost. Such partitions start over (as
+        # auto_offset_reset=earliest does); what was processed already is dropped as repeats.
+        fresh = [
+            faust_aiokafka.ensure_aiokafka_TP(tp)
+            for tp, offset in offsets.items()
+            if (offset is None or offset <= 0) and not self._is_changelog_tp(ensure_TP(tp))
+        ]
+        if fresh:
+            await self._thread.seek_to_beginning(*fresh)
         return offsets
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
