@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from omnijourney.local.admin import commit_offsets, end_offsets
+from omnijourney.local.admin import commit_offsets, end_offsets, stop_consumer
 from omnijourney.local.process import free_port
 from omnijourney.local.worker_process import WorkerProcess
 from omnijourney.settings import CollectorSettings, Settings, WriteKey
@@ -93,7 +93,7 @@ async def read_from(
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
         return out
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 def tmp_dir(base: Path, name: str) -> Path:

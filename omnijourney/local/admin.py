@@ -235,7 +235,7 @@ async def end_offsets(
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         return ends
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def commit_offsets(
@@ -260,4 +260,19 @@ async def commit_offsets(
         consumer.assign(list(offsets))
         await consumer.commit(dict(offsets))
     finally:
+        await stop_consumer(consumer)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a short-lived consumer; its internal tasks' cancellation is not ours.
+
+    aiokafka re-raises the cancellation of a consumer's internal task when it is stopped soon
+    after starting (aio-libs/aiokafka#647): inside a stage that would end the agent for good.
+    A cancellation of the calling task itself still propagates.
+    """
+    try:
         await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -206,7 +205,7 @@ async def lag(settings: Settings) -> int:
     """Records of the test's topics not yet committed by the sink group."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from omnijourney.local.admin import topic_partitions
+    from omnijourney.local.admin import stop_consumer, topic_partitions
 
     counts_ = await topic_partitions(settings.kafka.bootstrap, settings.sink.topics)
     assert set(counts_) == set(settings.sink.topics), "a topic of the test is missing"
@@ -216,10 +215,7 @@ async def lag(settings: Settings) -> int:
     try:
         ends = await consumer.end_offsets(partitions)
     finally:
-        # aiokafka 0.14 re-raises the cancellation of a group-less consumer's internal task
-        # when it is stopped right after starting
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer.stop()
+        await stop_consumer(consumer)
     done = await committed(settings)
     return sum(
         end - max(0, done.get((tp.topic, tp.partition), (0, ""))[0]) for tp, end in ends.items()

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from omnijourney.local.admin import end_offsets
+from omnijourney.local.admin import end_offsets, stop_consumer
 from omnijourney.settings import Settings
 from schemas.emitter import Emitter
 from schemas.examples import examples
@@ -97,7 +97,7 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[str, 
     try:
         starts = {tp: await consumer.committed(tp) or 0 for tp in ends}
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     behind = {tp: start for tp, start in starts.items() if start < ends[tp]}
     unread = await read_from(bootstrap, behind) if behind else []
     counts: dict[str, int] = defaultdict(int)
