@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_DATA := .omnijourney-test
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test lint format typecheck check bench up down clean
@@ -46,7 +47,7 @@ up: $(STAMP) ## start local Kafka and embedded ClickHouse
 
 down: ## stop everything omnijourney started (the test suite's stack too)
 	-$(BIN)/omnijourney down
-	-$(BIN)/omnijourney --data-dir .omnijourney-test down
+	-$(BIN)/omnijourney --data-dir $(TEST_DATA) down
 
 clean: down ## remove the virtualenv and all local data
-	rm -rf $(VENV) .omnijourney .omnijourney-test
+	rm -rf $(VENV) .omnijourney $(TEST_DATA)

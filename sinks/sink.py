@@ -193,27 +193,28 @@ class Sink:
         """New partitions: start each at its committed offset, replaying a pending batch."""
         self.partitions = set(assigned)
         consumer = self._consumer
+        assert consumer is not None  # the listener runs inside run(), which set it
         # aiokafka fetches new partitions from their commits while the markers are read below
         # (seconds when the coordinator moved); a record returned before its partition has a
         # buffer would be dropped and the next batch would commit past it. Hold them until then.
         self._assigning = set(assigned)
-        if consumer is not None and assigned:
+        if assigned:
             consumer.pause(*assigned)
         if self.hooks.before_assigned is not None:
             await self.hooks.before_assigned(assigned)
         committed = await self._committed(assigned)
-        owned = consumer.assignment() if consumer is not None else assigned
+        owned = consumer.assignment()
         for tp in assigned & owned:
             offset, metadata = committed.get(tp, (-1, ""))
             replay = parse_marker(metadata) if offset >= 0 else None
             self.buffers.assign((tp.topic, tp.partition), replay)
-            if consumer is not None and offset >= 0:
+            if offset >= 0:
                 consumer.seek(tp, offset)  # exactly where the marker read belongs
             if replay is not None:
                 self.stats.replays += 1
                 log.info("sink: %s-%d replays batch %d..%d", tp.topic, tp.partition, offset, replay)
         self._assigning = set()
-        if consumer is not None and not self.stats.paused:
+        if not self.stats.paused:
             consumer.resume(*(assigned & owned))
         if assigned:
             self.ready.set()

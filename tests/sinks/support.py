@@ -203,23 +203,23 @@ async def committed(settings: Settings) -> dict[tuple[str, int], tuple[int, str]
 
 async def lag(settings: Settings) -> int:
     """Records of the test's topics not yet committed by the sink group."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from omnijourney.local.admin import end_offsets
 
-    from omnijourney.local.admin import stop_consumer, topic_partitions
-
-    counts_ = await topic_partitions(settings.kafka.bootstrap, settings.sink.topics)
-    assert set(counts_) == set(settings.sink.topics), "a topic of the test is missing"
-    partitions = [TopicPartition(t, p) for t, n in counts_.items() for p in range(n)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await stop_consumer(consumer)
+    ends = await end_offsets(settings.kafka.bootstrap, settings.sink.topics)
+    assert {tp.topic for tp in ends} == set(settings.sink.topics), "a topic of the test is missing"
     done = await committed(settings)
     return sum(
         end - max(0, done.get((tp.topic, tp.partition), (0, ""))[0]) for tp, end in ends.items()
     )
+
+
+async def wait_committed(settings: Settings, timeout: float, what: str) -> None:
+    """Wait until the sink group has committed every record of the test's topics."""
+
+    async def caught_up() -> bool:
+        return await lag(settings) == 0
+
+    await wait_for(caught_up, timeout, what)
 
 
 def unique_touches(count: int, start: int = 0) -> list[dict[str, Any]]:

@@ -27,12 +27,12 @@ from tests.sinks.support import (
     create_topics,
     doubled,
     isolated,
-    lag,
     messages,
     on_instance,
     prepare,
     produce,
     unique_touches,
+    wait_committed,
     wait_for,
 )
 
@@ -77,14 +77,10 @@ def test_sink_killed_between_insert_and_commit_leaves_no_duplicate(
 
         async def restart() -> Sink:
             sink = Sink(settings)
-
-            async def caught_up() -> bool:
-                return await lag(settings) == 0
-
             stop = asyncio.Event()
             task = asyncio.create_task(sink.run(stop))
             try:
-                await wait_for(caught_up, 120, "the restarted sink to commit everything")
+                await wait_committed(settings, 120, "the restarted sink to commit everything")
             finally:
                 stop.set()
                 await asyncio.wait_for(task, 60)
@@ -162,11 +158,7 @@ def test_clickhouse_down_for_a_minute_loses_nothing(
             for table in ("touchpoints",):  # merges do not survive a restart: stop them again
                 again.command(f"SYSTEM STOP MERGES {table}")
             again.close()
-
-            async def caught_up() -> bool:
-                return await lag(settings) == 0
-
-            await wait_for(caught_up, 180, "the sink to catch up after the outage")
+            await wait_committed(settings, 180, "the sink to catch up after the outage")
             return sink
         finally:
             stop.set()

@@ -20,11 +20,11 @@ from tests.sinks.support import (
     create_topics,
     doubled,
     isolated,
-    lag,
     messages,
     prepare,
     produce,
     unique_touches,
+    wait_committed,
     wait_for,
 )
 
@@ -67,11 +67,7 @@ def test_members_joining_and_leaving_mid_stream_lose_no_row(
                     stop_joined.set()
                     await asyncio.wait_for(joined, 60)
                     joined = None
-
-            async def caught_up() -> bool:
-                return await lag(settings) == 0
-
-            await wait_for(caught_up, 120, "the sink group to commit everything")
+            await wait_committed(settings, 120, "the sink group to commit everything")
             return sinks
         finally:
             stop_first.set()
